@@ -1,0 +1,1 @@
+"""Activities: everything the parcel workflow does that touches the outside world."""

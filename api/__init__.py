@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI over the Temporal client and the registry."""

@@ -1,0 +1,82 @@
+"""The FastAPI application, built by `create_app(settings)` (no import-time singletons)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from api import errors
+from api.auth import TokenStore
+from api.routes import health, lists, parcels, tasks
+from landflow import registry
+from landflow.settings import Settings, get_settings
+from rules import gb_standards
+
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="landflow",
+        version="0.1.0",
+        summary="Approving land-use change on possibly contaminated land, one parcel "
+        "workflow at a time (Beijing soil work plan, Soil Pollution Prevention Law).",
+        lifespan=lifespan,
+    )
+    gb_standards.preload()
+    app.state.settings = settings
+    app.state.tokens = TokenStore.from_file(settings.tokens_file)
+    app.state.engine = registry.make_engine(settings.database_url)
+    registry.create_schema(app.state.engine)
+    app.state.temporal = None
+    app.state.temporal_lock = asyncio.Lock()
+
+    @app.middleware("http")
+    async def guard_body(request: Request, call_next):
+        """Refuse oversized and non-JSON bodies before anything parses them."""
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > settings.max_body_bytes:
+                return JSONResponse(
+                    {
+                        "error": "TooLarge",
+                        "detail": f"the body exceeds {settings.max_body_bytes} bytes",
+                    },
+                    413,
+                )
+            body = await request.body()
+            if len(body) > settings.max_body_bytes:
+                return JSONResponse(
+                    {
+                        "error": "TooLarge",
+                        "detail": f"the body exceeds {settings.max_body_bytes} bytes",
+                    },
+                    413,
+                )
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if body and kind not in JSON_TYPES:
+                return JSONResponse(
+                    {
+                        "error": "UnsupportedMediaType",
+                        "detail": "send the body as application/json",
+                    },
+                    415,
+                )
+        response: Response = await call_next(request)
+        return response
+
+    errors.install(app)
+    for module in (health, parcels, tasks, lists):
+        app.include_router(module.router)
+    return app

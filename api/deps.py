@@ -1,0 +1,72 @@
+"""Dependencies declared once: settings, database session, Temporal client, caller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+from temporalio.client import Client
+
+from api.errors import ApiError, unavailable
+from landflow.contracts import Actor, Role
+from landflow.settings import Settings
+from landflow.temporal import connect
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+async def get_temporal(request: Request) -> Client:
+    """Connect lazily, so the API starts (and answers 503) while Temporal is down."""
+    state = request.app.state
+    if state.temporal is None:
+        async with state.temporal_lock:
+            if state.temporal is None:
+                try:
+                    state.temporal = await asyncio.wait_for(
+                        connect(state.settings), timeout=state.settings.action_timeout_s
+                    )
+                except (TimeoutError, RuntimeError, OSError) as exc:
+                    raise unavailable("the workflow engine") from exc
+    return state.temporal
+
+
+def get_caller(request: Request) -> Actor:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Unauthenticated", "send Authorization: Bearer <token>")
+    actor = request.app.state.tokens.actor(token.strip())
+    if actor is None:
+        raise ApiError(401, "Unauthenticated", "unknown token")
+    return actor
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+Caller = Annotated[Actor, Depends(get_caller)]
+
+
+def require(*roles: Role):
+    """A dependency that admits only the given roles (403 otherwise)."""
+
+    def check(caller: Caller) -> Actor:
+        if caller.role not in roles:
+            raise ApiError(
+                403,
+                "WrongRole",
+                f"this needs the role {' or '.join(roles)}, not {caller.role.value}",
+            )
+        return caller
+
+    return check

@@ -1,0 +1,1 @@
+"""landflow: shared contracts, settings, registry and entry points."""

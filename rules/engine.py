@@ -1,0 +1,308 @@
+"""The durable-rules host: load the decision tables, compile them, evaluate decisions.
+
+durable_rules is used as a stateless classifier (see ENGINE-NOTES.md):
+- one process-wide host, made under a lock (its lazy creation races across threads);
+- each table compiles to a ruleset whose name carries the rule id, the version and a
+  digest of the table, so a new version never collides with an old one (rulesets
+  cannot be unloaded or registered twice);
+- rows become rules with a priority equal to their position: an event is consumed by
+  one rule, the highest-priority match, which gives the decision table a FIRST hit
+  policy; no match (MessageNotHandledException) means the table's `default` row;
+- a fresh session id per decision, deleted afterwards; calls into the C engine are
+  serialised by a lock, so concurrent activities cannot see each other's state.
+Its timers are never used: deadlines are Temporal timers.
+
+No Temporal and no database here: activities wrap this and record the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from durable import engine as durable_engine
+from durable.engine import MessageNotHandledException
+
+from landflow.contracts import Decision
+from rules.features import RULE_INPUTS
+
+TABLES_DIR = Path(__file__).resolve().parent / "tables"
+
+_host_lock = threading.Lock()
+_host: durable_engine.Host | None = None
+_registered: set[str] = set()
+_fired: dict[str, str] = {}
+
+
+class RulesFileError(ValueError):
+    """A decision table that cannot be used; the message names file, rule and problem."""
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    when: dict[str, Any]
+    outcome: str
+    citation: str
+    because: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Table:
+    rule: str
+    version: int
+    name: str
+    statement: dict[str, str]
+    citation: str
+    inputs: dict[str, list[Any]]
+    outcomes: list[str]
+    rows: tuple[Row, ...]
+    default: Row
+    details: dict[str, Any]
+    digest: str
+    path: Path
+
+    @property
+    def ruleset_name(self) -> str:
+        return f"{self.rule}_v{self.version}_{self.digest}"
+
+    def catalogue_entry(self) -> dict[str, Any]:
+        return {
+            "id": self.rule,
+            "name": self.name,
+            "version": self.version,
+            "statement": self.statement,
+            "citation": self.citation,
+            "inputs": self.inputs,
+            "outcomes": self.outcomes,
+            "rows": [
+                {
+                    "id": r.id,
+                    "when": r.when,
+                    "outcome": r.outcome,
+                    "citation": r.citation,
+                    "because": r.because,
+                }
+                for r in (*self.rows, self.default)
+            ],
+            "ruleset": self.ruleset_name,
+        }
+
+
+def _row(
+    path: Path,
+    rule: str,
+    raw: Any,
+    inputs: dict[str, list[Any]],
+    outcomes: list[str],
+    default: bool = False,
+) -> Row:
+    where = f"{path.name}: {rule}"
+    if not isinstance(raw, dict):
+        raise RulesFileError(f"{where}: a row must be a mapping, got {raw!r}")
+    row_id = raw.get("id")
+    if not isinstance(row_id, str) or not row_id.startswith(f"{rule}."):
+        raise RulesFileError(f"{where}: row id {row_id!r} must start with '{rule}.'")
+    where = f"{path.name}: {row_id}"
+    for key in ("outcome", "citation", "because"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise RulesFileError(f"{where}: '{key}' is missing or empty")
+    if raw["outcome"] not in outcomes:
+        raise RulesFileError(f"{where}: outcome {raw['outcome']!r} is not one of {outcomes}")
+    when = raw.get("when", {})
+    if default and when:
+        raise RulesFileError(f"{where}: the default row takes no 'when'")
+    if not default and (not isinstance(when, dict) or not when):
+        raise RulesFileError(f"{where}: 'when' must be a non-empty mapping")
+    for name, expected in when.items():
+        if name not in inputs:
+            raise RulesFileError(f"{where}: 'when' reads {name!r}, which is not a declared input")
+        values = expected if isinstance(expected, list) else [expected]
+        bad = [v for v in values if v not in inputs[name]]
+        if bad:
+            raise RulesFileError(f"{where}: {name} cannot be {bad}; allowed {inputs[name]}")
+    details = raw.get("details", {})
+    if not isinstance(details, dict):
+        raise RulesFileError(f"{where}: 'details' must be a mapping")
+    return Row(row_id, when, raw["outcome"], raw["citation"], raw["because"], details)
+
+
+def load_table(path: Path) -> Table:
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise RulesFileError(f"{path.name}: cannot read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RulesFileError(f"{path.name}: expected a mapping at the top")
+    rule = raw.get("rule")
+    if rule not in RULE_INPUTS:
+        raise RulesFileError(f"{path.name}: unknown rule id {rule!r}; known {sorted(RULE_INPUTS)}")
+    for key in ("version", "name", "statement", "citation", "inputs", "outcomes", "default"):
+        if key not in raw:
+            raise RulesFileError(f"{path.name}: {rule}: '{key}' is missing")
+    if not isinstance(raw["version"], int) or raw["version"] < 1:
+        raise RulesFileError(f"{path.name}: {rule}: version must be a positive integer")
+    statement = raw["statement"]
+    if not isinstance(statement, dict) or not statement.get("zh") or not statement.get("en"):
+        raise RulesFileError(f"{path.name}: {rule}: statement needs 'zh' and 'en'")
+    inputs = raw["inputs"]
+    if not isinstance(inputs, dict) or not all(isinstance(v, list) for v in inputs.values()):
+        raise RulesFileError(f"{path.name}: {rule}: inputs must map each name to its values")
+    outcomes = raw["outcomes"]
+    rows = tuple(_row(path, rule, r, inputs, outcomes) for r in raw.get("rows") or [])
+    ids = [r.id for r in rows]
+    if len(set(ids)) != len(ids):
+        raise RulesFileError(f"{path.name}: {rule}: duplicate row ids {ids}")
+    default = _row(path, rule, raw["default"], inputs, outcomes, default=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return Table(
+        rule,
+        raw["version"],
+        raw["name"],
+        statement,
+        raw["citation"],
+        inputs,
+        outcomes,
+        rows,
+        default,
+        raw.get("details") or {},
+        digest,
+        path,
+    )
+
+
+def load_tables(directory: Path = TABLES_DIR) -> dict[str, Table]:
+    tables: dict[str, Table] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        table = load_table(path)
+        if table.rule in tables:
+            raise RulesFileError(
+                f"{path.name}: {table.rule} is also declared in {tables[table.rule].path.name}"
+            )
+        tables[table.rule] = table
+    missing = sorted(set(RULE_INPUTS) - set(tables), key=lambda r: int(r[1:]))
+    if missing:
+        raise RulesFileError(f"{directory}: no table for {', '.join(missing)}")
+    return tables
+
+
+def _condition(when: dict[str, Any]) -> dict[str, Any]:
+    terms = []
+    for name, expected in when.items():
+        values = expected if isinstance(expected, list) else [expected]
+        terms.append({"$or": [{name: v} for v in values]} if len(values) > 1 else {name: values[0]})
+    return {"$and": terms}
+
+
+def _record_fired(row_id: str):
+    def run(c: Any) -> None:
+        _fired[c.m["sid"]] = row_id
+
+    return run
+
+
+def _compile(table: Table) -> dict[str, Any]:
+    return {
+        row.id.replace(".", "_"): {
+            "all": [{"m": _condition(row.when)}],
+            "pri": priority,
+            "run": _record_fired(row.id),
+        }
+        for priority, row in enumerate(table.rows, start=1)
+    }
+
+
+def _host_with(tables: dict[str, Table]) -> durable_engine.Host:
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = durable_engine.Host()
+        fresh = {
+            t.ruleset_name: _compile(t)
+            for t in tables.values()
+            if t.rows and t.ruleset_name not in _registered
+        }
+        if fresh:
+            _host.register_rulesets(fresh)
+            _registered.update(fresh)
+        return _host
+
+
+class _Blanks(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _resolve(details: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: inputs.get(v[1:]) if isinstance(v, str) and v.startswith("$") else v
+        for k, v in details.items()
+    }
+
+
+class RulesEngine:
+    """Evaluates R1-R10 over parcel facts; safe to share between threads."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.tables = load_tables(directory or TABLES_DIR)
+        self._host = _host_with(self.tables)
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        return [
+            t.catalogue_entry() for t in sorted(self.tables.values(), key=lambda t: int(t.rule[1:]))
+        ]
+
+    def _match(self, table: Table, inputs: dict[str, Any]) -> Row:
+        message = {}
+        for name, allowed in table.inputs.items():
+            value = inputs.get(name)
+            if value not in allowed:
+                raise ValueError(f"{table.rule}: input {name}={value!r} is not one of {allowed}")
+            message[name] = value
+        if not table.rows:
+            return table.default
+        sid = uuid.uuid4().hex
+        with _host_lock:
+            try:
+                self._host.post(table.ruleset_name, {"sid": sid, **message})
+            except MessageNotHandledException:
+                pass
+            finally:
+                self._host.delete_state(table.ruleset_name, sid)
+            fired = _fired.pop(sid, None)
+        return next((r for r in table.rows if r.id == fired), table.default)
+
+    def evaluate(
+        self,
+        rule: str,
+        facts: dict[str, Any],
+        context: dict[str, Any] | None = None,
+        *,
+        decision_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Decision:
+        table = self.tables[rule]
+        inputs = RULE_INPUTS[rule](facts, context or {})
+        row = self._match(table, inputs)
+        details = _resolve({**table.details, **row.details}, inputs)
+        return Decision(
+            id=decision_id or f"{rule}-{uuid.uuid4().hex[:12]}",
+            rule=rule,
+            version=table.version,
+            row=row.id,
+            outcome=row.outcome,
+            citation=row.citation,
+            explanation=row.because.format_map(_Blanks(inputs)),
+            inputs=json.loads(json.dumps(inputs, ensure_ascii=False, default=str)),
+            details=details,
+            evaluated_at=now or datetime.now(UTC),
+        )

@@ -1,0 +1,488 @@
+"""Tests for rules.gb_standards (GB 36600-2018, GB 15618-2018; DOMAIN R5/R10)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rules import gb_standards as gb
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_all_85_construction_items_load() -> None:
+    items = gb.construction_items()
+    assert len(items) == 85
+    assert sum(1 for i in items if i["table"] == 1) == 45
+    assert sum(1 for i in items if i["table"] == 2) == 40
+    assert {i["item_en"] for i in items if i["background_exempt"]} == {
+        "Arsenic",
+        "Cobalt",
+        "Vanadium",
+    }
+    json.dumps(items)  # plain JSON
+
+
+@pytest.mark.parametrize("item", gb.construction_items(), ids=lambda i: i["item_en"])
+def test_screening_not_above_intervention(item: dict) -> None:
+    assert item["screening1"] <= item["intervention1"]
+    assert item["screening2"] <= item["intervention2"]
+
+
+def test_construction_items_are_copies() -> None:
+    gb.construction_items()[0]["screening1"] = -1
+    assert gb.find_item("Arsenic")["screening1"] == 20
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_en"),
+    [
+        ("7440-38-2", "Arsenic"),
+        ("7439-92-1", "Lead"),
+        ("108-38-3", "m-Xylene + p-Xylene"),
+        ("106-42-3", "m-Xylene + p-Xylene"),
+        ("砷", "Arsenic"),
+        ("铅", "Lead"),
+        ("铬（六价）", "Chromium(VI)"),
+        ("铬(六价)", "Chromium(VI)"),
+        ("多氯联苯(总量)", "PCBs (total of 12)"),
+        ("arsenic", "Arsenic"),
+        ("  LEAD ", "Lead"),
+        ("chromium(vi)", "Chromium(VI)"),
+        ("PCBs (total of 12)", "PCBs (total of 12)"),
+        ("benzo[a]pyrene", "Benzo[a]pyrene"),
+    ],
+)
+def test_find_item(name: str, expected_en: str) -> None:
+    item = gb.find_item(name)
+    assert item is not None
+    assert item["item_en"] == expected_en
+
+
+@pytest.mark.parametrize("name", ["unobtainium", "", "Chromium", "Zinc", "12345-67-8"])
+def test_find_item_unknown(name: str) -> None:
+    assert gb.find_item(name) is None
+
+
+# --------------------------------------------------------------------------- planned use
+
+
+@pytest.mark.parametrize(
+    ("planned_use", "code", "cls"),
+    [
+        ("R", "R", 1),
+        ("A33", "A33", 1),
+        ("a5", "A5", 1),
+        ("A6", "A6", 1),
+        ("G1", "G1", 1),
+        ("unknown", "unknown", 1),
+        ("UNKNOWN", "unknown", 1),
+        ("M", "M", 2),
+        ("W", "W", 2),
+        ("B", "B", 2),
+        ("S", "S", 2),
+        ("U", "U", 2),
+        ("A", "A", 2),
+        ("G", "G", 2),
+        ("residential", "R", 1),
+        ("School", "A33", 1),
+        ("medical", "A5", 1),
+        ("elderly_care", "A6", 1),
+        ("park", "G1", 1),
+        ("playground", "G1", 1),
+        ("commercial", "B", 2),
+        ("INDUSTRIAL", "M", 2),
+        ("logistics", "W", 2),
+        ("green_space", "G", 2),
+    ],
+)
+def test_planned_use_and_land_class(planned_use: str, code: str, cls: int) -> None:
+    assert gb.normalize_planned_use(planned_use) == code
+    assert gb.land_class(planned_use) == cls
+    assert code in gb.GB50137_CODES
+
+
+@pytest.mark.parametrize("bad", ["farm", "", "R1", None, 3])
+def test_bad_planned_use_raises(bad: object) -> None:
+    with pytest.raises(ValueError, match="accepted values"):
+        gb.land_class(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        gb.evaluate_construction([], bad)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- GB 36600 evaluation
+
+
+def _eval(item: str, value: float, planned_use: str = "R", **extra: object) -> dict:
+    return gb.evaluate_construction([{"item": item, "value_mg_kg": value, **extra}], planned_use)
+
+
+@pytest.mark.parametrize(
+    ("item", "value", "planned_use", "worst"),
+    [
+        # Lead: class 1 screening 400 / intervention 800; class 2 800 / 2500.
+        ("Lead", 399.9, "R", "none"),
+        ("Lead", 400, "R", "none"),  # equal to screening: negligible
+        ("Lead", 400.01, "R", "above_screening"),
+        ("Lead", 800, "R", "above_screening"),  # equal to intervention: not above it
+        ("Lead", 800.01, "R", "above_intervention"),
+        ("Lead", 500, "R", "above_screening"),
+        ("Lead", 500, "M", "none"),  # same value, class 2
+        ("Lead", 2500, "M", "above_screening"),
+        ("Lead", 2500.5, "M", "above_intervention"),
+        ("Lead", 500, "unknown", "above_screening"),  # unknown -> class 1
+        ("镉", 47.1, "school", "above_intervention"),
+        ("7440-43-9", 47.1, "industrial", "none"),
+        ("Benzene", 0, "R", "none"),
+    ],
+)
+def test_construction_levels(item: str, value: float, planned_use: str, worst: str) -> None:
+    result = _eval(item, value, planned_use)
+    assert result["worst"] == worst
+    assert len(result["exceedances"]) == (0 if worst == "none" else 1)
+    if worst != "none":
+        assert result["exceedances"][0]["level"] == worst
+
+
+def test_construction_result_shape() -> None:
+    result = gb.evaluate_construction(
+        [{"item": "铅", "value_mg_kg": 900, "depth_m": 0.5}], "residential"
+    )
+    assert result == {
+        "land_class": 1,
+        "planned_use": "R",
+        "worst": "above_intervention",
+        "exceedances": [
+            {
+                "index": 0,
+                "item": "Lead",
+                "item_zh": "铅",
+                "cas": "7439-92-1",
+                "value_mg_kg": 900.0,
+                "screening_value": 400.0,
+                "intervention_value": 800.0,
+                "level": "above_intervention",
+                "depth_m": 0.5,
+            }
+        ],
+        "exempt": [],
+    }
+    json.dumps(result)
+
+
+def test_each_sample_judged_separately() -> None:
+    samples = [
+        {"item": "Lead", "value_mg_kg": 100, "depth_m": 0.2},
+        {"item": "Lead", "value_mg_kg": 500, "depth_m": 1.0},
+        {"item": "lead", "value_mg_kg": 900, "depth_m": 3.0},
+        {"item": "Benzene", "value_mg_kg": 2},
+    ]
+    result = gb.evaluate_construction(samples, "R")
+    assert result["worst"] == "above_intervention"
+    assert [(e["index"], e["item"], e["level"], e["depth_m"]) for e in result["exceedances"]] == [
+        (1, "Lead", "above_screening", 1.0),
+        (2, "Lead", "above_intervention", 3.0),
+        (3, "Benzene", "above_screening", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "value", "background", "exempt"),
+    [
+        ("Arsenic", 25, 30, True),  # class 1 screening 20
+        ("Arsenic", 30, 30, True),  # equal to background: exempt
+        ("Arsenic", 30.5, 30, False),
+        ("Arsenic", 25, None, False),
+        ("Cobalt", 25, 40, True),  # screening 20
+        ("Vanadium", 200, 250, True),  # screening 165
+        ("钒", 200, 180, False),
+        ("Lead", 500, 600, False),  # no footnote a for lead
+        ("Cadmium", 25, 30, False),
+    ],
+)
+def test_background_exemption(
+    item: str, value: float, background: float | None, exempt: bool
+) -> None:
+    result = _eval(item, value, "R", background_mg_kg=background)
+    assert len(result["exempt"]) == (1 if exempt else 0)
+    assert len(result["exceedances"]) == (0 if exempt else 1)
+    if exempt:
+        assert result["worst"] == "none"
+        entry = result["exempt"][0]
+        assert entry["background_mg_kg"] == background
+        assert entry["value_mg_kg"] == value
+        assert "footnote a" in entry["reason"]
+    else:
+        assert result["worst"] != "none"
+
+
+def test_background_below_screening_is_just_negligible() -> None:
+    result = _eval("Arsenic", 15, "R", background_mg_kg=10)
+    assert result["worst"] == "none"
+    assert result["exempt"] == []
+    assert result["exceedances"] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected_mg_kg", "worst"),
+    [
+        (400_000, "ug/kg", 400.0, "none"),  # exactly screening after conversion
+        (400_010, "μg/kg", 400.01, "above_screening"),
+        (900_000, "µg/kg", 900.0, "above_intervention"),
+        (0.9, "g/kg", 900.0, "above_intervention"),
+        (500, "mg_kg", 500.0, "above_screening"),
+        (500, "MG/KG", 500.0, "above_screening"),
+    ],
+)
+def test_unit_conversion(value: float, unit: str, expected_mg_kg: float, worst: str) -> None:
+    result = _eval("Lead", value, "R", unit=unit)
+    assert result["worst"] == worst
+    if worst != "none":
+        assert result["exceedances"][0]["value_mg_kg"] == pytest.approx(expected_mg_kg)
+
+
+def test_units_table() -> None:
+    assert gb.UNITS["mg/kg"] == gb.UNITS["mg_kg"] == 1
+    assert gb.UNITS["ug/kg"] == gb.UNITS["μg/kg"] == gb.UNITS["µg/kg"] == 0.001
+    assert gb.UNITS["g/kg"] == 1000
+
+
+# --------------------------------------------------------------------------- sample problems
+
+
+def test_sample_problems_empty_when_good() -> None:
+    assert gb.sample_problems([{"item": "Lead", "value_mg_kg": 1, "unit": "ug/kg"}]) == []
+    assert gb.sample_problems([]) == []
+
+
+def test_sample_problems_lists_every_bad_sample() -> None:
+    samples = [
+        {"item": "Lead", "value_mg_kg": 10},
+        {"item": "unobtainium", "value_mg_kg": 10},
+        {"item": "kryptonite", "value_mg_kg": 10},
+        {"item": "Arsenic", "value_mg_kg": 10, "unit": "ppm"},
+        {"item": "Arsenic", "value_mg_kg": -1},
+        {"item": "Arsenic", "value_mg_kg": "ten"},
+        {"item": "Arsenic", "value_mg_kg": True},
+        {"item": "Arsenic", "value_mg_kg": float("nan")},
+        {"item": "Arsenic"},
+        {"value_mg_kg": 1},
+        {"item": "Arsenic", "value_mg_kg": 1, "background_mg_kg": "high"},
+    ]
+    problems = gb.sample_problems(samples)
+    assert [(p["index"], p["field"]) for p in problems] == [
+        (1, "item"),
+        (2, "item"),
+        (3, "unit"),
+        (4, "value_mg_kg"),
+        (5, "value_mg_kg"),
+        (6, "value_mg_kg"),
+        (7, "value_mg_kg"),
+        (8, "value_mg_kg"),
+        (9, "item"),
+        (10, "background_mg_kg"),
+    ]
+    assert problems[0]["value"] == "unobtainium"
+    assert all(p["reason"] for p in problems)
+    with pytest.raises(ValueError, match="invalid samples"):
+        gb.evaluate_construction(samples, "R")
+
+
+def test_two_unknown_items_give_two_problems() -> None:
+    problems = gb.sample_problems(
+        [{"item": "foo", "value_mg_kg": 1}, {"item": "bar", "value_mg_kg": 1}]
+    )
+    assert [(p["index"], p["field"], p["value"]) for p in problems] == [
+        (0, "item", "foo"),
+        (1, "item", "bar"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("worst", "outcome"),
+    [
+        ("none", "negligible"),
+        ("above_screening", "assessment_required"),
+        ("above_intervention", "control_or_remediation"),
+    ],
+)
+def test_r5_outcome(worst: str, outcome: str) -> None:
+    assert gb.r5_outcome(worst) == outcome
+
+
+def test_r5_outcome_bad() -> None:
+    with pytest.raises(ValueError):
+        gb.r5_outcome("bad")
+
+
+# --------------------------------------------------------------------------- GB 15618
+
+
+def test_farmland_items() -> None:
+    assert gb.farmland_items() == [
+        "Cd",
+        "Hg",
+        "As",
+        "Pb",
+        "Cr",
+        "Cu",
+        "Ni",
+        "Zn",
+        "HCH_total",
+        "DDT_total",
+        "BaP",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "symbol"),
+    [
+        ("Cd", "Cd"),
+        ("cd", "Cd"),
+        ("镉", "Cd"),
+        ("Cadmium", "Cd"),
+        ("7440-43-9", "Cd"),
+        ("Chromium", "Cr"),
+        ("铬", "Cr"),
+        ("Mercury", "Hg"),
+        ("Arsenic", "As"),
+        ("铅", "Pb"),
+        ("Copper", "Cu"),
+        ("镍", "Ni"),
+        ("Zinc", "Zn"),
+        ("锌", "Zn"),
+        ("Benzo[a]pyrene", "BaP"),
+        ("六六六总量", "HCH_total"),
+    ],
+)
+def test_find_farmland_item(name: str, symbol: str) -> None:
+    assert gb.find_farmland_item(name) == symbol
+
+
+@pytest.mark.parametrize("name", ["Chromium(VI)", "DDT", "Benzene", "unobtainium"])
+def test_find_farmland_item_unknown(name: str) -> None:
+    assert gb.find_farmland_item(name) is None
+
+
+@pytest.mark.parametrize(
+    ("ph", "band"),
+    [
+        (0, "ph<=5.5"),
+        (5.5, "ph<=5.5"),
+        (5.51, "5.5<ph<=6.5"),
+        (6.5, "5.5<ph<=6.5"),
+        (7.0, "6.5<ph<=7.5"),
+        (7.5, "6.5<ph<=7.5"),
+        (7.6, "ph>7.5"),
+        (14, "ph>7.5"),
+    ],
+)
+def test_ph_band(ph: float, band: str) -> None:
+    assert gb.ph_band(ph) == band
+    assert gb.evaluate_farmland([], ph, "other")["ph_band"] == band
+
+
+@pytest.mark.parametrize("ph", [-0.1, 14.1, float("nan"), "7", None])
+def test_bad_ph_raises(ph: object) -> None:
+    with pytest.raises(ValueError, match="ph"):
+        gb.evaluate_farmland([], ph, "paddy")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("farmland_type", ["forest", "", None])
+def test_bad_farmland_type_raises(farmland_type: object) -> None:
+    with pytest.raises(ValueError, match="farmland_type"):
+        gb.evaluate_farmland([], 6.0, farmland_type)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("item", "value", "ph", "land", "screening", "intervention", "worst", "outcome"),
+    [
+        # Cd: paddy vs other screening differ, intervention by pH only.
+        ("Cd", 0.3, 5.0, "paddy", 0.3, 1.5, "none", "priority_protection"),
+        ("Cd", 0.35, 6.0, "paddy", 0.4, 2.0, "none", "priority_protection"),
+        ("Cd", 0.35, 6.0, "other", 0.3, 2.0, "above_screening", "safe_use"),
+        ("Cd", 0.35, 6.0, "orchard", 0.3, 2.0, "above_screening", "safe_use"),  # -> other
+        ("Cd", 2.0, 6.0, "paddy", 0.4, 2.0, "above_screening", "safe_use"),  # == intervention
+        ("Cd", 2.01, 6.0, "paddy", 0.4, 2.0, "above_intervention", "strict_control"),
+        ("Cd", 0.7, 8.0, "paddy", 0.8, 4.0, "none", "priority_protection"),
+        ("镉", 0.7, 8.0, "other", 0.6, 4.0, "above_screening", "safe_use"),
+        ("Hg", 1.0, 7.0, "paddy", 0.6, 4.0, "above_screening", "safe_use"),
+        ("Hg", 1.0, 7.0, "other", 2.4, 4.0, "none", "priority_protection"),
+        ("As", 101, 8.0, "other", 25, 100, "above_intervention", "strict_control"),
+        ("Pb", 130, 7.0, "paddy", 140, 700, "none", "priority_protection"),
+        ("Pb", 130, 7.0, "other", 120, 700, "above_screening", "safe_use"),
+        ("Chromium", 1300.5, 9.0, "paddy", 350, 1300, "above_intervention", "strict_control"),
+        # Cu: orchard has its own rows; paddy falls back to "other". No intervention.
+        ("Cu", 120, 5.0, "orchard", 150, None, "none", "priority_protection"),
+        ("Cu", 120, 5.0, "paddy", 50, None, "above_screening", "safe_use"),
+        ("Cu", 99999, 5.0, "other", 50, None, "above_screening", "safe_use"),
+        ("Ni", 10000, 7.0, "paddy", 100, None, "above_screening", "safe_use"),
+        ("Zn", 250, 7.0, "orchard", 250, None, "none", "priority_protection"),
+        ("BaP", 0.56, 4.0, "paddy", 0.55, None, "above_screening", "safe_use"),
+    ],
+)
+def test_evaluate_farmland(
+    item: str,
+    value: float,
+    ph: float,
+    land: str,
+    screening: float,
+    intervention: float | None,
+    worst: str,
+    outcome: str,
+) -> None:
+    result = gb.evaluate_farmland([{"item": item, "value_mg_kg": value}], ph, land)
+    assert result["worst"] == worst
+    assert result["outcome"] == outcome
+    if worst == "none":
+        assert result["exceedances"] == []
+    else:
+        (entry,) = result["exceedances"]
+        assert entry["screening_value"] == screening
+        assert entry["intervention_value"] == intervention
+        assert entry["level"] == worst
+    json.dumps(result)
+
+
+def test_farmland_worst_over_several_samples_and_units() -> None:
+    samples = [
+        {"item": "Cd", "value_mg_kg": 200, "unit": "ug/kg"},  # 0.2: fine
+        {"item": "Cu", "value_mg_kg": 60, "depth_m": 0.2},  # > 50: safe use
+        {"item": "As", "value_mg_kg": 0.201, "unit": "g/kg"},  # 201 > 200: strict
+    ]
+    result = gb.evaluate_farmland(samples, 5.0, "other")
+    assert result["outcome"] == "strict_control"
+    assert [(e["index"], e["item"], e["level"]) for e in result["exceedances"]] == [
+        (1, "Cu", "above_screening"),
+        (2, "As", "above_intervention"),
+    ]
+
+
+def test_farmland_sample_problems() -> None:
+    samples = [
+        {"item": "Cd", "value_mg_kg": 1},
+        {"item": "Benzene", "value_mg_kg": 1},
+        {"item": "Pb", "value_mg_kg": 1, "unit": "ppm"},
+        {"item": "Hg", "value_mg_kg": -3},
+    ]
+    problems = gb.farmland_sample_problems(samples)
+    assert [(p["index"], p["field"]) for p in problems] == [
+        (1, "item"),
+        (2, "unit"),
+        (3, "value_mg_kg"),
+    ]
+    with pytest.raises(ValueError, match="invalid samples"):
+        gb.evaluate_farmland(samples, 6.0, "paddy")
+
+
+@pytest.mark.parametrize(
+    ("worst", "outcome"),
+    [
+        ("none", "priority_protection"),
+        ("above_screening", "safe_use"),
+        ("above_intervention", "strict_control"),
+    ],
+)
+def test_r10_outcome(worst: str, outcome: str) -> None:
+    assert gb.r10_outcome(worst) == outcome

@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse, Response
 
 from api import errors
 from api.auth import TokenStore
-from api.routes import health, lists, parcels, tasks
+from api.routes import audit, health, lists, ops, parcels, reports, tasks
+from api.routes import rules as rule_routes
 from landflow import registry
 from landflow.settings import Settings, get_settings
 from rules import gb_standards
+from rules.engine import RulesEngine
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenStore.from_file(settings.tokens_file)
     app.state.engine = registry.make_engine(settings.database_url)
     registry.create_schema(app.state.engine)
+    app.state.rules = RulesEngine(settings.rules_dir)
     app.state.temporal = None
     app.state.temporal_lock = asyncio.Lock()
 
@@ -77,6 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     errors.install(app)
-    for module in (health, parcels, tasks, lists):
+    for module in (health, ops, parcels, tasks, lists, rule_routes, audit, reports):
         app.include_router(module.router)
     return app

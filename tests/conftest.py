@@ -6,6 +6,7 @@ uses its own parcel ids, so tests share one server, one worker and one registry.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -88,3 +89,20 @@ async def api(
 def pid() -> str:
     """A fresh parcel id per test."""
     return f"T{uuid.uuid4().hex[:10]}"
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without interpreter finalisation: the Temporal core bridge can crash there
+    (sdk-python#300, "PyGILState_Release") after a green run. Everything is reported by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -172,6 +172,7 @@ def children(settings: Settings, env: dict[str, str]) -> list[Child]:
 
 def main(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s landflow-run %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["LANDFLOW_DATA_DIR"] = str(settings.data_dir)

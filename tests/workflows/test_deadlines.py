@@ -1,0 +1,80 @@
+"""Deadlines are durable timers: months pass in seconds on the time-skipping server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+from sqlmodel import Session
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from landflow import registry, visibility
+from landflow.settings import Settings
+from landflow.worker import build_worker
+from tests.conftest import api_client, binary, make_settings
+from tests.helpers import CLEAN_SAMPLES, REPORT, act, auth, facts, get, start
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def skipping(tmp_path_factory) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    # The Java test server has no search-attribute flag: register them first.
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={
+            key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}")
+            for key in visibility.ALL_KEYS
+        },
+    ))
+    settings = make_settings(Path(tmp_path_factory.mktemp("skipping")))
+    async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
+        yield env, settings
+    await env.shutdown()
+
+
+async def test_investigation_deadline_reminds_escalates_and_clears(skipping, pid):
+    env, settings = skipping
+    async with api_client(settings, env.client) as api:
+        started = await start(api, facts(pid, enterprise_closed=False, industry="other"))
+        assert (started["stage"], started["waiting_on"]) == ("investigation", "reserve_agency")
+        deadline = datetime.fromisoformat(started["deadline"])
+        entered = datetime.now(UTC)  # the test server's clock starts at real time
+        assert timedelta(days=179) < deadline - entered < timedelta(days=181)  # policy: 180
+
+        await env.sleep(timedelta(days=155))  # the reminder goes 30 days before
+        engine = registry.make_engine(settings.database_url)
+        with Session(engine) as session:
+            kinds = [n.kind for n in registry.notices_for(session, parcel_id=pid)]
+        assert kinds == ["reminder"]
+        assert (await get(api, pid))["overdue"] is False
+
+        await env.sleep(timedelta(days=30))  # past the deadline
+        parcel = await get(api, pid)
+        assert parcel["overdue"] is True
+        with Session(engine) as session:
+            notices = registry.notices_for(session, parcel_id=pid)
+            row = session.get(registry.ParcelRow, pid)
+            assert row is not None and row.overdue
+        assert [n.kind for n in notices] == ["reminder", "escalation"]
+        assert notices[1].escalate_to == "city_epb" and notices[1].step == "investigation"
+        overdue = await api.get("/parcels", params={"overdue": "true"}, headers=auth("ops"))
+        assert pid in [p["parcel_id"] for p in overdue.json()["parcels"]]
+
+        report = {**REPORT, "samples": CLEAN_SAMPLES}
+        parcel = await act(api, pid, "investigation_report", report, "reserve_agency")
+        assert parcel["overdue"] is False
+        assert (parcel["stage"], parcel["waiting_on"]) == ("filing", "city_epb")
+        with Session(engine) as session:
+            row = session.get(registry.ParcelRow, pid)
+            assert row is not None and not row.overdue and row.waiting_on == "city_epb"
+        desc = await env.client.get_workflow_handle(f"parcel-{pid}").describe()
+        assert desc.typed_search_attributes.get(visibility.OVERDUE) is False

@@ -44,6 +44,16 @@ def api(host: str = "127.0.0.1", port: int | None = None) -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Bring the registry database (LANDFLOW_DATABASE_URL) to the latest migration."""
+    from landflow.logs import setup_logging
+    from landflow.migrate import migrate as upgrade_head
+
+    setup_logging()
+    upgrade_head(get_settings().database_url)
+
+
+@app.command()
 def dev() -> None:
     """What `make run` runs: dev server, worker, API and a demo parcel, supervised."""
     from landflow.devrun import main

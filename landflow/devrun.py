@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from landflow import visibility
+from landflow.schedules import ensure_schedules_for_dev
 from landflow.settings import Settings
 
 log = logging.getLogger("landflow.run")
@@ -201,6 +202,7 @@ def main(settings: Settings) -> None:
         wait_for_port(settings.api_port)
         reserve = next(t for t, e in tokens.items() if e["role"] == "reserve_agency")
         demo = start_demo(settings, reserve)
+        reports = ensure_schedules_for_dev(settings)
         ui = f"http://127.0.0.1:{settings.ui_port}/namespaces/{settings.namespace}/workflows"
         parcel_id = DEMO_PARCEL["parcel_id"]
         demo_query = quote(f'ParcelId="{parcel_id}"')
@@ -212,6 +214,7 @@ landflow is running (Ctrl-C stops everything).
   Web UI   : {ui}
   Demo     : parcel {DEMO_PARCEL["parcel_id"]} {demo}: {demo_link}
   Data     : {settings.data_dir}/ (temporal.db, registry.db, *.log)
+  Reports  : {reports} (GET /reports/<year>/<district>)
   Tokens   : {tokens_file}""",
             flush=True,
         )

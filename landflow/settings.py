@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     webhook_url: str = ""
     action_timeout_s: float = 10.0
     max_body_bytes: int = 1_000_000
+    worker_metrics_port: int = 0  # the worker's Prometheus endpoint; 0 = off
+    worker_metrics_host: str = "0.0.0.0"  # all interfaces, so a container's port is reachable
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -4,23 +4,62 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 
 from activities.deadlines import DeadlineActivities
 from activities.registry import RegistryActivities
+from activities.report import ReportActivities
 from activities.rules import RulesActivities
 from landflow import registry
 from landflow.policy import load_policy
 from landflow.settings import Settings
-from landflow.temporal import connect
+from landflow.temporal import connect, prometheus_runtime
 from rules import gb_standards
 from rules.engine import RulesEngine
 from workflows.parcel import ParcelWorkflow
+from workflows.report import ReportWorkflow
 
 log = logging.getLogger("landflow.worker")
+# Test-only fault hook (tests/faults): every activity sleeps this long after doing its
+# work and before reporting back, so a test can SIGKILL the worker mid-activity.
+TEST_ACTIVITY_DELAY_ENV = "LANDFLOW_TEST_ACTIVITY_DELAY_S"
+
+
+class _SlowActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, delay_s: float) -> None:
+        super().__init__(next)
+        self.delay_s = delay_s
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        result = await super().execute_activity(input)
+        await asyncio.sleep(self.delay_s)
+        return result
+
+
+class SlowActivities(Interceptor):
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _SlowActivity(next, self.delay_s)
+
+
+def _test_interceptors() -> list[Interceptor]:
+    delay = float(os.environ.get(TEST_ACTIVITY_DELAY_ENV) or 0)
+    if delay > 0:
+        log.warning("test hook: every activity is delayed by %.1fs", delay)
+        return [SlowActivities(delay)]
+    return []
 
 
 def build_worker(
@@ -40,19 +79,26 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[ParcelWorkflow],
+        workflows=[ParcelWorkflow, ReportWorkflow],
         activities=[
             RulesActivities(rules, engine).decide,
             lists.sync_registry,
             lists.change_lists,
             deadlines.load_policy,
             deadlines.notify_deadline,
+            ReportActivities(engine).build_report,
         ],
+        interceptors=_test_interceptors(),
     )
 
 
 async def run_worker(settings: Settings) -> None:
-    client = await connect(settings)
+    runtime = None
+    if settings.worker_metrics_port:
+        runtime = prometheus_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
+        where = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+        log.info("worker metrics at http://%s/metrics", where)
+    client = await connect(settings, runtime)
     async with httpx.AsyncClient() as http:
         worker = build_worker(client, settings, http)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)

@@ -7,7 +7,8 @@ durable_rules is used as a stateless classifier (see ENGINE-NOTES.md):
   cannot be unloaded or registered twice);
 - rows become rules with a priority equal to their position: an event is consumed by
   one rule, the highest-priority match, which gives the decision table a FIRST hit
-  policy; no match (MessageNotHandledException) means the table's `default` row;
+  policy; the `default` row is a catch-all rule with the lowest priority, so "nothing
+  matches" is a defined outcome and never a MessageNotHandledException (see DEFAULT_MARK);
 - a fresh session id per decision, deleted afterwards; calls into the C engine are
   serialised by a lock, so concurrent activities cannot see each other's state.
 Its timers are never used: deadlines are Temporal timers.
@@ -18,11 +19,13 @@ No Temporal and no database here: activities wrap this and record the result.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,14 @@ _host_lock = threading.Lock()
 _host: durable_engine.Host | None = None
 _registered: set[str] = set()
 _fired: dict[str, str] = {}
+_sids = itertools.count(1)  # session ids: unique within the process, cheaper than uuid4
+# Every event carries this key, and each table's default row compiles to a rule on it
+# with the lowest priority, so every event matches some rule. durable_rules 2.0.28
+# corrupts its heap (segfault, "double free") when `delete_state` follows an event that
+# matched nothing (MessageNotHandledException); with a catch-all that never happens, and
+# each decision keeps its own session, deleted afterwards.
+DEFAULT_MARK = "decision_table"
+JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 class RulesFileError(ValueError):
@@ -69,6 +80,10 @@ class Table:
     details: dict[str, Any]
     digest: str
     path: Path
+
+    @cached_property
+    def row_by_id(self) -> dict[str, Row]:
+        return {r.id: r for r in (*self.rows, self.default)}
 
     @property
     def ruleset_name(self) -> str:
@@ -157,12 +172,16 @@ def load_table(path: Path) -> Table:
     inputs = raw["inputs"]
     if not isinstance(inputs, dict) or not all(isinstance(v, list) for v in inputs.values()):
         raise RulesFileError(f"{path.name}: {rule}: inputs must map each name to its values")
+    reserved = {"sid", DEFAULT_MARK} & set(inputs)
+    if reserved:
+        raise RulesFileError(f"{path.name}: {rule}: input names {sorted(reserved)} are reserved")
     outcomes = raw["outcomes"]
     rows = tuple(_row(path, rule, r, inputs, outcomes) for r in raw.get("rows") or [])
-    ids = [r.id for r in rows]
-    if len(set(ids)) != len(ids):
-        raise RulesFileError(f"{path.name}: {rule}: duplicate row ids {ids}")
     default = _row(path, rule, raw["default"], inputs, outcomes, default=True)
+    ids = [r.id for r in (*rows, default)]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise RulesFileError(f"{path.name}: {', '.join(duplicates)}: duplicate row id")
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return Table(
         rule,
@@ -211,25 +230,42 @@ def _record_fired(row_id: str):
 
 
 def _compile(table: Table) -> dict[str, Any]:
+    conditions = [_condition(row.when) for row in table.rows]
+    conditions.append({DEFAULT_MARK: table.rule})  # the default row: matches every event
     return {
         row.id.replace(".", "_"): {
-            "all": [{"m": _condition(row.when)}],
+            "all": [{"m": condition}],
             "pri": priority,
             "run": _record_fired(row.id),
         }
-        for priority, row in enumerate(table.rows, start=1)
+        for priority, (row, condition) in enumerate(
+            zip((*table.rows, table.default), conditions, strict=True), start=1
+        )
     }
+
+
+class _StatelessHost(durable_engine.Host):
+    """A host without its background dispatch threads.
+
+    durable_rules' Host starts timers that call into every ruleset every 0.2 s, outside
+    our lock; such a thread could take the action of a decision in flight (the decision
+    would then fall to its default row). Every action here completes inside `post`, and
+    timers are never used, so there is nothing for those threads to do.
+    """
+
+    def _run(self) -> None:
+        pass
 
 
 def _host_with(tables: dict[str, Table]) -> durable_engine.Host:
     global _host
     with _host_lock:
         if _host is None:
-            _host = durable_engine.Host()
+            _host = _StatelessHost()
         fresh = {
             t.ruleset_name: _compile(t)
             for t in tables.values()
-            if t.rows and t.ruleset_name not in _registered
+            if t.ruleset_name not in _registered
         }
         if fresh:
             _host.register_rulesets(fresh)
@@ -240,6 +276,13 @@ def _host_with(tables: dict[str, Table]) -> durable_engine.Host:
 class _Blanks(dict):
     def __missing__(self, key: str) -> str:
         return "?"
+
+
+def _json_ready(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A detached JSON-ready copy; scalars only (the common case) need no JSON round trip."""
+    if all(isinstance(v, JSON_SCALARS) for v in inputs.values()):
+        return dict(inputs)
+    return json.loads(json.dumps(inputs, ensure_ascii=False, default=str))
 
 
 def _resolve(details: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -268,18 +311,19 @@ class RulesEngine:
             if value not in allowed:
                 raise ValueError(f"{table.rule}: input {name}={value!r} is not one of {allowed}")
             message[name] = value
-        if not table.rows:
-            return table.default
-        sid = uuid.uuid4().hex
         with _host_lock:
+            sid = str(next(_sids))
             try:
-                self._host.post(table.ruleset_name, {"sid": sid, **message})
+                self._host.post(
+                    table.ruleset_name, {"sid": sid, DEFAULT_MARK: table.rule, **message}
+                )
             except MessageNotHandledException:
-                pass
-            finally:
-                self._host.delete_state(table.ruleset_name, sid)
+                # Cannot happen (the default rule matches every event), and the session
+                # must then not be deleted: see DEFAULT_MARK.
+                return table.default
+            self._host.delete_state(table.ruleset_name, sid)
             fired = _fired.pop(sid, None)
-        return next((r for r in table.rows if r.id == fired), table.default)
+        return table.row_by_id.get(fired, table.default)
 
     def evaluate(
         self,
@@ -295,14 +339,14 @@ class RulesEngine:
         row = self._match(table, inputs)
         details = _resolve({**table.details, **row.details}, inputs)
         return Decision(
-            id=decision_id or f"{rule}-{uuid.uuid4().hex[:12]}",
+            id=decision_id or f"{rule}-{random.getrandbits(48):012x}",
             rule=rule,
             version=table.version,
             row=row.id,
             outcome=row.outcome,
             citation=row.citation,
             explanation=row.because.format_map(_Blanks(inputs)),
-            inputs=json.loads(json.dumps(inputs, ensure_ascii=False, default=str)),
+            inputs=_json_ready(inputs),
             details=details,
             evaluated_at=now or datetime.now(UTC),
         )

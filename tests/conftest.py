@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.exc import OperationalError
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -36,14 +39,67 @@ def binary(name: str) -> str:
 
 
 def make_settings(tmp: Path, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=tmp,
-        database_url=f"sqlite:///{tmp / 'registry.db'}",
-        tokens_file=write_tokens(tmp / "tokens.json"),
-        task_queue=f"landflow-test-{uuid.uuid4().hex[:8]}",
-        action_timeout_s=15,
-        **overrides,
-    )
+    defaults: dict[str, object] = {
+        "data_dir": tmp,
+        "database_url": f"sqlite:///{tmp / 'registry.db'}",
+        "tokens_file": write_tokens(tmp / "tokens.json"),
+        "task_queue": f"landflow-test-{uuid.uuid4().hex[:8]}",
+        "action_timeout_s": 15,
+    }
+    return Settings(**(defaults | overrides))
+
+
+# --- PostgreSQL runs -----------------------------------------------------------------
+# The local server of these machines, else LANDFLOW_TEST_DATABASE_URL (a user that may
+# CREATE DATABASE); each session works in throwaway databases named landflow_test_*.
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    explicit = os.environ.get("LANDFLOW_TEST_DATABASE_URL")
+    url = explicit or LOCAL_POSTGRES
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        if explicit:
+            pytest.fail(f"LANDFLOW_TEST_DATABASE_URL does not answer: {exc}")
+        pytest.skip(
+            "PostgreSQL runs skipped: nothing answers at 127.0.0.1:5432 and "
+            "LANDFLOW_TEST_DATABASE_URL is not set"
+        )
+    finally:
+        engine.dispose()
+    return url
+
+
+@contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """An empty database on the server for the block, dropped after."""
+    name = f"landflow_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A registry database for the session on each kind of server; tests use own ids."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'registry.db'}"
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -9,6 +9,7 @@ returns JSON-ready values. No I/O, no engine: the tables in rules/*.yaml decide.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from rules import gb_standards
@@ -53,8 +54,19 @@ PAH_NAMES = {
 }
 
 
+@lru_cache(maxsize=1024)
+def _code_of(planned_use: str) -> str:
+    # the same few planned uses recur in every decision; normalising them is regex work
+    return gb_standards.normalize_planned_use(planned_use)
+
+
 def _planned_code(facts: Facts) -> str:
-    return gb_standards.normalize_planned_use(facts.get("planned_use") or "unknown")
+    planned = facts.get("planned_use") or "unknown"
+    return (
+        _code_of(planned)
+        if isinstance(planned, str)
+        else gb_standards.normalize_planned_use(planned)
+    )
 
 
 def _site_kind(facts: Facts) -> str:
@@ -69,11 +81,12 @@ def _farmland_to_construction(facts: Facts) -> bool:
 
 
 def r1_inputs(facts: Facts, context: Context) -> dict[str, Any]:
+    planned = _planned_code(facts)
     return {
         "site_kind": _site_kind(facts),
         "right_status": facts.get("right_status"),
-        "planned_use": _planned_code(facts),
-        "sensitive_planned_use": _planned_code(facts) in SENSITIVE_USES,
+        "planned_use": planned,
+        "sensitive_planned_use": planned in SENSITIVE_USES,
         "suspected_file": bool(context.get("suspected_file", False)),
         "farmland_class": facts.get("farmland_class") or "none",
         "farmland_to_construction": _farmland_to_construction(facts),

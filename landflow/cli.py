@@ -7,12 +7,34 @@ without hand-written argument parsing.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from typing import Any
 
 import typer
 
 from landflow.settings import get_settings
 
-app = typer.Typer(help="landflow: land-use change approval on Temporal.", no_args_is_help=True)
+
+class _Landflow(typer.Typer):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command, then leave without interpreter finalisation: the Temporal core
+        bridge can crash there (sdk-python#300, "PyGILState_Release") and turn an exit
+        status of 0 or 1 into 134, which scripts read as the wrong verdict (CI runs
+        `landflow audit replay`). Typer's test runner does not come through here."""
+        try:
+            super().__call__(*args, **kwargs)
+            code = 0
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+app = _Landflow(help="landflow: land-use change approval on Temporal.", no_args_is_help=True)
 
 
 @app.command()

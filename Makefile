@@ -37,5 +37,13 @@ format: install
 bench: install
 	$(PY) -m bench
 
+# schemathesis, long profile: 500 requests per operation (CI runs 15 in `make test`).
+FUZZ_EXAMPLES ?= 500
+fuzz: install
+	mkdir -p .data
+	LANDFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LANDFLOW_FUZZ_REPORT=.data/fuzz-report.json \
+	  $(PY) -m pytest tests/security/test_openapi_fuzz.py -q
+	@echo "report: .data/fuzz-report.json"
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

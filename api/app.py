@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api import deps, errors
+from api import errors
 from api.auth import TokenStore
 from api.routes import audit, health, lists, ops, parcels, reports, tasks
 from api.routes import rules as rule_routes
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.install(app)
     for module in (health, ops, parcels, tasks, lists, rule_routes, audit, reports):
         app.include_router(module.router)
-    errors.document(app, temporal=deps.get_temporal)
+    errors.document(app)
     return app
 
 

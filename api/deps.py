@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from temporalio.client import Client
 
@@ -16,7 +17,9 @@ from landflow.settings import Settings
 from landflow.temporal import connect
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies that never block are `async def`: FastAPI runs a plain `def` one in a
+# worker thread, a hop per request that bench/PROFILE.md found in every action.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -40,7 +43,19 @@ async def get_temporal(request: Request) -> Client:
     return state.temporal
 
 
-def get_caller(request: Request) -> Actor:
+# Declares the scheme in the OpenAPI document (the docs page's "Authorize" button);
+# the checks below are ours, so every refusal is the same 401 ErrorOut.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="a token from LANDFLOW_TOKENS_FILE; it names the caller's role and district",
+)
+
+
+async def get_caller(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -60,7 +75,7 @@ Caller = Annotated[Actor, Depends(get_caller)]
 def require(*roles: Role):
     """A dependency that admits only the given roles (403 otherwise)."""
 
-    def check(caller: Caller) -> Actor:
+    async def check(caller: Caller) -> Actor:
         if caller.role not in roles:
             raise ApiError(
                 403,

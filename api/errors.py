@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable
+from http import HTTPStatus
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
+
+log = logging.getLogger("landflow.api")
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -24,12 +34,24 @@ def not_found(what: str) -> ApiError:
 
 
 def unavailable(part: str) -> ApiError:
+    # An action that timed out may still be applied once the worker is back (Temporal
+    # keeps the update), so the honest advice is the same key, not "nothing happened".
     return ApiError(
         503,
         "Unavailable",
-        f"{part} is not reachable right now; nothing was "
-        "applied, retry later (with the same Idempotency-Key)",
+        f"{part} did not answer in time; retry later. An action sent meanwhile may still "
+        "be applied: retry it with the same Idempotency-Key, which applies it at most once "
+        "and returns its outcome",
     )
+
+
+async def within(call: Awaitable[T], seconds: float, part: str = "the workflow engine") -> T:
+    """Answer 503 after `seconds` even while the Temporal client keeps retrying an
+    unreachable server (its own retries run past `rpc_timeout`)."""
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except TimeoutError:
+        raise unavailable(part) from None
 
 
 # ApplicationError types raised by the workflow gate, and their HTTP status.
@@ -42,11 +64,16 @@ GATE_STATUS = {
 }
 
 
+def from_gate(error: ApplicationError) -> ApiError:
+    """A rejection by workflows.gate (in the update validator, or run here on a closed parcel)."""
+    fields = error.details[0] if error.details else None
+    return ApiError(GATE_STATUS[error.type or ""], error.type or "", error.message, fields)
+
+
 def from_update_failure(exc: WorkflowUpdateFailedError) -> ApiError:
     cause = exc.cause
     if isinstance(cause, ApplicationError) and cause.type in GATE_STATUS:
-        fields = cause.details[0] if cause.details else None
-        return ApiError(GATE_STATUS[cause.type], cause.type, cause.message, fields)
+        return from_gate(cause)
     return ApiError(500, "ActionFailed", str(cause or exc))
 
 
@@ -54,15 +81,14 @@ def from_temporal(exc: Exception, what: str) -> ApiError:
     if isinstance(exc, WorkflowUpdateFailedError):
         return from_update_failure(exc)
     if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return unavailable("the workflow worker")
+        return unavailable("the workflow engine or its worker")
     if isinstance(exc, RPCError):
         if exc.status == RPCStatusCode.NOT_FOUND:
             return not_found(what)
-        if exc.status in (
-            RPCStatusCode.DEADLINE_EXCEEDED,
-            RPCStatusCode.UNAVAILABLE,
-            RPCStatusCode.CANCELLED,
-        ):
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.FAILED_PRECONDITION):
+            # a query no worker took, or "no poller seen for task queue recently"
+            return unavailable("the workflow engine or its worker")
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED):
             return unavailable("the workflow engine")
     raise exc
 
@@ -74,8 +100,137 @@ def _body(exc: ApiError) -> dict[str, Any]:
     return body
 
 
+def body_problem(exc: BaseException) -> str:
+    """Why a request body could not be read as JSON, in words a client can act on."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "the JSON body is nested too deeply"
+    return f"the body is not valid JSON: {exc}"
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """`("body", "polluter", "name")` -> `polluter.name`; `("query", "stage")` -> `stage`."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        return ".".join(parts[1:]) or parts[0]
+    return ".".join(parts) or "body"
+
+
+def from_validation(exc: RequestValidationError) -> ApiError:
+    fields = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            reason = f"the body is not valid JSON: {err.get('ctx', {}).get('error', '')}"
+            fields.append({"field": "body", "reason": reason.rstrip(": ")})
+        else:
+            fields.append({"field": _field(tuple(err.get("loc", ()))), "reason": err["msg"]})
+    in_body = all(str(next(iter(e.get("loc", ())), "body")) == "body" for e in exc.errors())
+    listed = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:5])
+    return ApiError(
+        422, "InvalidBody" if in_body else "InvalidRequest", f"invalid request: {listed}", fields
+    )
+
+
+def from_http(exc: HTTPException) -> ApiError:
+    """Starlette/FastAPI's own errors (unknown path, wrong method, unreadable body)."""
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI could not parse the JSON body (invalid UTF-8, nesting too deep).
+        reason = body_problem(exc.__cause__)
+        return ApiError(422, "InvalidBody", reason, [{"field": "body", "reason": reason}])
+    phrase = HTTPStatus(exc.status_code).phrase
+    return ApiError(exc.status_code, phrase.title().replace(" ", ""), str(exc.detail))
+
+
+def _respond(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    if exc.status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return JSONResponse(_body(exc), status_code=exc.status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(_body(exc), status_code=exc.status, headers=headers)
+        return _respond(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _respond(from_validation(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return _respond(from_http(exc), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged without headers or body: they may carry tokens and personal data.
+        log.error(
+            "unexpected %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        return _respond(ApiError(500, "Internal", "an unexpected error occurred; it is logged"))
+
+
+# --- the same errors, declared in the OpenAPI document --------------------------------
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+
+def _statuses(method: str, operation: dict[str, Any]) -> set[int]:
+    """The error answers an operation can give, read from what it takes."""
+    codes: set[int] = set()
+    if operation.get("security"):  # a caller: who may be unknown (401), out of role
+        codes |= {401, 403, 503}  # (403), or need Temporal while it is down (503)
+    if method in ("post", "put", "patch"):
+        codes |= {413, 415, 422}
+    places = {p.get("in") for p in operation.get("parameters", [])}
+    if "path" in places:
+        codes.add(404)
+    if places or "requestBody" in operation:
+        codes.add(422)
+    return codes
+
+
+def _declare(schema: dict[str, Any]) -> None:
+    for path in schema.get("paths", {}).values():
+        for method, operation in path.items():
+            answers = operation.setdefault("responses", {})
+            declared = {int(c) for c in answers if c.isdigit() and int(c) >= 400}
+            for code in sorted(declared | _statuses(method, operation)):
+                described = answers.get(str(code), {}).get("description")
+                answers[str(code)] = {
+                    "description": described or HTTPStatus(code).phrase,
+                    "content": _ERROR_CONTENT,
+                }
+
+
+def document(app: FastAPI) -> None:
+    """Declare, for every operation, every error answer it can give, as ErrorOut.
+
+    Routes declare their domain errors (409, ...) themselves; the common ones are added
+    here from what each operation takes. FastAPI's own 422 model is replaced, since the
+    handlers above answer every error as ErrorOut.
+    """
+    from api.schemas import ErrorOut  # the public models import the registry: keep it lazy
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["ErrorOut"] = ErrorOut.model_json_schema()
+            _declare(schema)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

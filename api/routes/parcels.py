@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Caller, SessionDep, SettingsDep, TemporalDep, require
-from api.errors import ApiError, from_temporal
+from api.errors import ApiError, body_problem, from_gate, from_temporal, within
 from api.schemas import ErrorOut, ParcelOut, ParcelPage, ParcelStarted, ParcelSummary
 from landflow import registry, visibility
-from landflow.contracts import Action, ActionRequest, Actor, ParcelFacts, ParcelState, Role, Stage
+from landflow.contracts import (
+    PARCEL_ID_PATTERN,
+    Action,
+    ActionRequest,
+    Actor,
+    ParcelFacts,
+    ParcelState,
+    Role,
+    Stage,
+)
 from landflow.temporal import workflow_id
+from workflows.gate import check_action
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
 
@@ -37,8 +49,10 @@ async def start_parcel(
 ) -> ParcelStarted:
     """The reserve agency registers a parcel; its workflow starts at intake."""
     wid = workflow_id(facts.parcel_id)
+    timeout = settings.action_timeout_s
+    answer_by = asyncio.get_running_loop().time() + timeout
     try:
-        handle = await client.start_workflow(
+        start = client.start_workflow(
             "ParcelWorkflow",
             facts.submitted(),
             id=wid,
@@ -46,8 +60,9 @@ async def start_parcel(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=visibility.initial_search_attributes(facts),
             static_summary=visibility.static_summary(facts),
-            rpc_timeout=timedelta(seconds=settings.action_timeout_s),
+            rpc_timeout=timedelta(seconds=timeout),
         )
+        handle = await within(start, timeout)
     except WorkflowAlreadyStartedError:
         raise ApiError(
             409, "AlreadyStarted", f"parcel {facts.parcel_id} already runs as workflow {wid}"
@@ -55,12 +70,12 @@ async def start_parcel(
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {facts.parcel_id}") from exc
     try:
-        state = await handle.execute_update(
-            "started",
-            result_type=ParcelState,
-            rpc_timeout=timedelta(seconds=settings.action_timeout_s),
+        started = handle.execute_update(
+            "started", result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
         )
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
+        left = max(0.1, answer_by - asyncio.get_running_loop().time())
+        state = await asyncio.wait_for(started, left)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
         # Started and durable; no worker has picked it up yet.
         return ParcelStarted(
             parcel_id=facts.parcel_id,
@@ -89,7 +104,7 @@ def list_parcels(
     waiting_on: Role | None = None,
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # SQLite takes 64 bits
 ) -> ParcelPage:
     rows = registry.list_parcels(
         session,
@@ -103,19 +118,23 @@ def list_parcels(
     return ParcelPage(parcels=[ParcelSummary.of(r) for r in rows], count=len(rows))
 
 
-PARCEL_ID = Annotated[str, Query(min_length=1, max_length=64)]
+ParcelId = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=PARCEL_ID_PATTERN, description="the parcel code"),
+]
+MAX_BODY_DEPTH = 32  # the deepest action body is 3 levels; Temporal's converter stops at ~250
 
 
-async def current_state(client: TemporalDep, settings: SettingsDep, parcel_id: str) -> ParcelState:
-    if len(parcel_id) > 64:
-        raise ApiError(404, "NotFound", f"parcel {parcel_id[:64]}... not found")
+async def current_state(
+    client: TemporalDep, settings: SettingsDep, parcel_id: ParcelId
+) -> ParcelState:
     handle = client.get_workflow_handle(workflow_id(parcel_id))
+    timeout = settings.action_timeout_s
     try:
-        return await handle.query(
-            "current",
-            result_type=ParcelState,
-            rpc_timeout=timedelta(seconds=settings.action_timeout_s),
+        query = handle.query(
+            "current", result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
         )
+        return await within(query, timeout, "the workflow engine or its worker")
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
 
@@ -129,6 +148,19 @@ async def get_parcel(
     return ParcelOut.of(state)
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in item)
+    return False
+
+
 async def _body(request: Request) -> tuple[Any, str | None]:
     """The JSON body, or why it is not one (judged after authorisation, in the gate)."""
     raw = await request.body()
@@ -136,12 +168,12 @@ async def _body(request: Request) -> tuple[Any, str | None]:
         return {}, None
     try:
         payload = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "the body is not valid UTF-8"
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return None, f"the body is not valid JSON: {exc}"
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return None, body_problem(exc)
     if not isinstance(payload, dict):
         return None, "the body must be a JSON object"
+    if _deeper_than(payload, MAX_BODY_DEPTH):
+        return None, f"the JSON body is nested deeper than {MAX_BODY_DEPTH} levels"
     return payload, None
 
 
@@ -154,7 +186,7 @@ async def _body(request: Request) -> tuple[Any, str | None]:
     },
 )
 async def act(
-    parcel_id: str,
+    parcel_id: ParcelId,
     action: Action,
     request: Request,
     caller: Caller,
@@ -169,14 +201,49 @@ async def act(
     """
     payload, body_error = await _body(request)
     handle = client.get_workflow_handle(workflow_id(parcel_id))
+    timeout = settings.action_timeout_s
     try:
-        state = await handle.execute_update(
+        update = handle.execute_update(
             action.value,
             ActionRequest(actor=caller, payload=payload or {}, body_error=body_error),
-            id=f"{action.value}:{idempotency_key}" if idempotency_key else None,
+            id=update_id(action, caller, idempotency_key),
             result_type=ParcelState,
-            rpc_timeout=timedelta(seconds=settings.action_timeout_s),
+            rpc_timeout=timedelta(seconds=timeout),
         )
-    except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
+        state = await within(update, timeout, "the workflow engine or its worker")
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            await _refuse_closed(client, settings, parcel_id, caller, action, payload, body_error)
+        raise from_temporal(exc, f"parcel {parcel_id}") from exc
+    except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
     return ParcelOut.of(state)
+
+
+def update_id(action: Action, caller: Actor, key: str | None) -> str | None:
+    """Temporal applies an update id once and answers any repeat with the first outcome,
+    without running the validator again. The id names the caller too, so a key replayed
+    by someone else is a new request, judged (403) like any other."""
+    if not key:
+        return None
+    who = "\x1f".join((caller.role.value, caller.district or "", caller.subject, key))
+    return f"{action.value}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"
+
+
+async def _refuse_closed(
+    client: TemporalDep,
+    settings: SettingsDep,
+    parcel_id: str,
+    caller: Actor,
+    action: Action,
+    payload: Any,
+    body_error: str | None,
+) -> None:
+    """A released parcel's workflow has completed and takes no updates (Temporal answers
+    NOT_FOUND): judge the request by the same gate on its final state, so the caller
+    gets 403 or 409 as on a running parcel. A parcel that never existed stays 404."""
+    state = await current_state(client, settings, parcel_id)
+    try:
+        check_action(state, True, caller, action.value, payload or {}, body_error)
+    except ApplicationError as refusal:
+        raise from_gate(refusal) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from typing import Any
 
 import httpx
@@ -102,7 +103,25 @@ async def run_worker(settings: Settings) -> None:
     async with httpx.AsyncClient() as http:
         worker = build_worker(client, settings, http)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-        await worker.run()
+        await run_until_signalled(worker)
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    """SIGTERM or SIGINT shuts the worker down gracefully: the server learns it left, so
+    its workflows' next tasks go to another worker at once instead of waiting out the
+    sticky queue (5 s each)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not running.done():
+        log.info("worker shutting down")
+        await worker.shutdown()
+    stopping.cancel()
+    await running
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed compose-tool
+install: $(VENV)/.installed
 
 # Debian's docker-compose, for tests/ops/test_compose.py (`docker-compose config` needs no
 # Docker engine). Installed only where apt-get works (CI runs as root); skipped otherwise.
@@ -23,7 +23,7 @@ compose-tool:
 run: install
 	$(PY) -m landflow.cli dev
 
-test: install
+test: install compose-tool
 	$(PY) -m pytest
 
 lint: install

@@ -105,7 +105,8 @@ def run() -> dict[str, Any]:
         "ratio": ratio,
         "target": TARGET,
         "higher_is_better": True,
-        "note": f"target on value; simple rules {'/'.join(SIMPLE_RULES)}, one thread, "
+        "target_on": "value",  # 20,000 decisions/s is an absolute target, not a ratio
+        "note": f"simple rules {'/'.join(SIMPLE_RULES)}, one thread, "
         f"{durable_cpu:,.0f} per CPU s; all rules R1-R10: {every_durable:,.0f}/s "
         f"(plain {every_plain:,.0f})",
     }

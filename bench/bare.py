@@ -1,0 +1,83 @@
+"""The baseline: a workflow of the parcel's shape with no logic, and its worker.
+
+`segments[0]` no-op activities run before the first wait (what `started` waits for);
+each later segment runs after one `act` update, which returns when its segment is done,
+as a parcel action returns once the parcel has moved on. With `loop` > 0 the workflow
+then keeps taking updates of `loop` activities each (the latency benchmark). No rules,
+registry, search attributes or timers: what is left is Temporal and the SDK.
+
+Run the worker with `python -m bench.bare ADDRESS TASK_QUEUE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+WORKFLOW = "BareParcelWorkflow"
+
+
+class BareShape(BaseModel):
+    segments: list[int]
+    loop: int = 0
+
+
+@activity.defn(name="bare_step")
+async def bare_step(step: int) -> int:
+    return step
+
+
+@workflow.defn(name=WORKFLOW)
+class BareWorkflow:
+    @workflow.init
+    def __init__(self, shape: BareShape) -> None:
+        self._accepted = 0  # updates taken
+        self._done = 0  # segments finished
+
+    @workflow.run
+    async def run(self, shape: BareShape) -> int:
+        for index, count in enumerate(shape.segments):
+            await self._segment(index, count)
+        while shape.loop:
+            await self._segment(self._done, shape.loop)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._done
+
+    async def _segment(self, index: int, count: int) -> None:
+        if index:
+            await workflow.wait_condition(lambda: self._accepted >= index)
+        for _ in range(count):
+            await workflow.execute_activity(
+                "bare_step", index, start_to_close_timeout=timedelta(seconds=30)
+            )
+        self._done = index + 1
+
+    @workflow.update
+    async def started(self) -> int:
+        await workflow.wait_condition(lambda: self._done >= 1)
+        return self._done
+
+    @workflow.update
+    async def act(self, body: dict[str, Any]) -> int:
+        self._accepted += 1
+        ticket = self._accepted
+        await workflow.wait_condition(lambda: self._done > ticket)
+        return ticket
+
+
+async def run_worker(address: str, task_queue: str) -> None:
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    worker = Worker(client, task_queue=task_queue, workflows=[BareWorkflow], activities=[bare_step])
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(run_worker(sys.argv[1], sys.argv[2]))

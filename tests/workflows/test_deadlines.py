@@ -28,13 +28,17 @@ async def skipping(tmp_path_factory) -> AsyncIterator[tuple[WorkflowEnvironment,
         data_converter=pydantic_data_converter,
     )
     # The Java test server has no search-attribute flag: register them first.
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={
-            key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}")
-            for key in visibility.ALL_KEYS
-        },
-    ))
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in visibility.ALL_KEYS
+            },
+        )
+    )
     settings = make_settings(Path(tmp_path_factory.mktemp("skipping")))
     async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
         yield env, settings

@@ -10,7 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import OperationalError
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -139,6 +141,42 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(settings, temporal.client) as client:
         yield client
+
+
+@asynccontextmanager
+async def time_skipping_stack(tmp: Path) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    """The Java time-skipping test server, its search attributes and a worker on it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        # The test server has no search-attribute flag: register them before any upsert.
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.Value(
+                        f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                    )
+                    for key in visibility.ALL_KEYS
+                },
+            )
+        )
+        settings = make_settings(tmp)
+        async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
+            yield env, settings
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def skipping(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+    """A time-skipping stack per test module: months of timers pass in seconds."""
+    async with time_skipping_stack(tmp_path_factory.mktemp("skipping")) as stack:
+        yield stack
 
 
 @pytest.fixture

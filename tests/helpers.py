@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from landflow.devrun import DEMO_PARCEL
 
 DISTRICT = "朝阳区"
 OTHER_DISTRICT = "海淀区"
@@ -42,21 +45,37 @@ def auth(role: str, district: str | None = None) -> dict[str, str]:
 
 
 def facts(parcel_id: str, **overrides: Any) -> dict[str, Any]:
-    """A closed coking plant whose right was recovered, planned residential (BJ 27)."""
-    base: dict[str, Any] = {
-        "parcel_id": parcel_id,
-        "name": "原北京焦化厂",
-        "district": DISTRICT,
-        "area_m2": 1_400_000,
-        "current_use": "industrial",
-        "industry": "coking",
-        "enterprise_closed": True,
-        "right_status": "recovered",
-        "planned_use": "residential",
-        "polluter": {"name": "北京焦化厂", "status": "exists", "is_former_right_holder": True},
-    }
-    base.update(overrides)
-    return base
+    """The demo parcel: a closed coking plant whose right was recovered, planned residential."""
+    return {**copy.deepcopy(DEMO_PARCEL), "parcel_id": parcel_id, **overrides}
+
+
+def chemical_facts(parcel_id: str) -> dict[str, Any]:
+    """A chemical plant still held by its polluter: the land user investigates, R4 names it."""
+    return facts(
+        parcel_id,
+        enterprise_closed=False,
+        right_status="to_be_recovered",
+        polluter={"name": "某化工厂", "status": "exists"},
+        industry="chemical",
+    )
+
+
+# The full remediation path with a returned filing and a failed evaluation.
+FULL_PATH_STAGES = [
+    "intake",
+    "closure_screening",
+    "investigation",
+    "filing",
+    "investigation",
+    "filing",
+    "listing",
+    "remediation",
+    "evaluation",
+    "remediation",
+    "evaluation",
+    "release",
+    "released",
+]
 
 
 def clean_facts(parcel_id: str) -> dict[str, Any]:

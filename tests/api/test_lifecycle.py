@@ -10,10 +10,12 @@ from landflow.registry import DecisionRow, ListEntryRow
 from tests.helpers import (
     CLEAN_SAMPLES,
     DISTRICT,
+    FULL_PATH_STAGES,
     REPORT,
     TRANSPORT,
     act,
     auth,
+    chemical_facts,
     clean_facts,
     facts,
     get,
@@ -137,21 +139,7 @@ async def test_full_remediation_path_with_loops(api, pid, settings):
     parcel = await act(api, pid, "release", {}, "planning_land")
 
     assert parcel["stage"] == "released" and parcel["listed"] is False
-    assert stages(parcel) == [
-        "intake",
-        "closure_screening",
-        "investigation",
-        "filing",
-        "investigation",
-        "filing",
-        "listing",
-        "remediation",
-        "evaluation",
-        "remediation",
-        "evaluation",
-        "release",
-        "released",
-    ]
+    assert stages(parcel) == FULL_PATH_STAGES
     assert [o for r, o in rules_fired(parcel) if r == "R8"] == ["not_met", "met"]
     for decision in parcel["decisions"]:
         assert decision["citation"] and decision["inputs"] is not None
@@ -170,16 +158,7 @@ async def test_full_remediation_path_with_loops(api, pid, settings):
 
 
 async def test_risk_control_with_diffusion_then_remediation(api, pid):
-    await start(
-        api,
-        facts(
-            pid,
-            enterprise_closed=False,
-            right_status="to_be_recovered",
-            polluter={"name": "某化工厂", "status": "exists"},
-            industry="chemical",
-        ),
-    )
+    await start(api, chemical_facts(pid))
     await act(api, pid, "investigation_report", REPORT, "land_user")
     await act(api, pid, "filing_review", {"decision": "accepted"}, "city_epb")
     await act(api, pid, "filing_review", {"decision": "accepted"}, "planning_land")

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from landflow.audit import ParcelHistory, build_trail, replay
     from landflow.audit_cli import audit_app
     from landflow.contracts import ParcelFacts, ParcelState
+    from tests.helpers import FULL_PATH_STAGES
     from workflows.parcel import ParcelWorkflow
 
 # The sandbox re-imports this module (it defines workflows): let it read the directory.
@@ -175,21 +176,7 @@ def test_trail_of_release_without_investigation():
 
 def test_trail_of_full_remediation_with_loops():
     trail = build_trail(golden("full_remediation_loops"))
-    assert [s.stage for s in trail.stages] == [
-        "intake",
-        "closure_screening",
-        "investigation",
-        "filing",
-        "investigation",
-        "filing",
-        "listing",
-        "remediation",
-        "evaluation",
-        "remediation",
-        "evaluation",
-        "release",
-        "released",
-    ]
+    assert [s.stage for s in trail.stages] == FULL_PATH_STAGES
     returned = [a for a in trail.actions if a.payload.get("decision") == "returned"]
     assert [(a.role, a.stage_after) for a in returned] == [("city_epb", "investigation")]
     assert [a.action for a in trail.actions].count("soil_transport") == 1

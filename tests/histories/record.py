@@ -35,7 +35,16 @@ from landflow.contracts import ParcelState
 from landflow.settings import PACKAGE_DIR, Settings
 from landflow.temporal import workflow_id
 from landflow.worker import build_worker
-from tests.helpers import REPORT, TRANSPORT, act, clean_facts, facts, start, write_tokens
+from tests.helpers import (
+    REPORT,
+    TRANSPORT,
+    act,
+    chemical_facts,
+    clean_facts,
+    facts,
+    start,
+    write_tokens,
+)
 
 HERE = Path(__file__).resolve().parent
 SHORT_STEP = "monitoring"
@@ -77,17 +86,7 @@ async def full_remediation_loops(api: httpx.AsyncClient, _client: Client, pid: s
 
 async def risk_control_remediation(api: httpx.AsyncClient, client: Client, pid: str) -> None:
     """Risk control, a missed monitoring deadline, diffusion and isolation, then remediation."""
-    chemical = {"name": "某化工厂", "status": "exists"}
-    await start(
-        api,
-        facts(
-            pid,
-            enterprise_closed=False,
-            right_status="to_be_recovered",
-            polluter=chemical,
-            industry="chemical",
-        ),
-    )
+    await start(api, chemical_facts(pid))
     await act(api, pid, "investigation_report", REPORT, "land_user")
     await act(api, pid, "filing_review", {"decision": "accepted"}, "city_epb")
     await act(api, pid, "filing_review", {"decision": "accepted"}, "planning_land")

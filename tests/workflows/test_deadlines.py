@@ -2,47 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import httpx
-import pytest_asyncio
 from sqlmodel import Session
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from landflow import registry, visibility
-from landflow.settings import Settings
-from landflow.worker import build_worker
-from tests.conftest import api_client, binary, make_settings
+from tests.conftest import api_client
 from tests.helpers import CLEAN_SAMPLES, REPORT, act, auth, facts, get, start
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def skipping(tmp_path_factory) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    # The Java test server has no search-attribute flag: register them first.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in visibility.ALL_KEYS
-            },
-        )
-    )
-    settings = make_settings(Path(tmp_path_factory.mktemp("skipping")))
-    async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-        yield env, settings
-    await env.shutdown()
 
 
 async def test_investigation_deadline_reminds_escalates_and_clears(skipping, pid):

@@ -9,25 +9,15 @@ The figures per cycle extrapolate the history to 50 years, one run, no continue-
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from itertools import pairwise
-from pathlib import Path
 
-import httpx
-import pytest_asyncio
 from sqlmodel import Session
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from landflow import registry, visibility
-from landflow.settings import Settings
+from landflow import registry
 from landflow.temporal import workflow_id
-from landflow.worker import build_worker
-from tests.conftest import api_client, binary, make_settings
+from tests.conftest import api_client
 from tests.helpers import REPORT, act, facts, start
 
 WARN_EVENTS = 10_240  # Temporal warns here; the hard limit is 51,200 events or 50 MB
@@ -35,32 +25,6 @@ WARN_BYTES = 10 * 1024 * 1024  # and warns at 10 MB of history
 YEARS = 10
 DIFFUSION_YEARS = {2, 5, 8}  # the land user must isolate (BJ 19)
 LATE_YEAR = 6  # the monitoring report misses its deadline and escalates
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def skipping(tmp_path_factory) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    # The Java test server has no search-attribute flag: register them first.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in visibility.ALL_KEYS
-            },
-        )
-    )
-    settings = make_settings(Path(tmp_path_factory.mktemp("long-running")))
-    try:
-        async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-            yield env, settings
-    finally:
-        await env.shutdown()
 
 
 async def history_size(handle: WorkflowHandle) -> tuple[int, int]:

@@ -77,6 +77,7 @@ class Child:
     process: subprocess.Popen | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
+    restart_at: float | None = None
 
     def start(self) -> None:
         out = self.log_file.open("ab")
@@ -86,21 +87,26 @@ class Child:
         self.started_at = time.monotonic()
 
     def check(self) -> None:
-        """Restart a process that died, with a short back-off if it keeps dying."""
+        """Restart a process that died; one that keeps dying right after start waits longer
+        each time. The wait is scheduled rather than slept, so Ctrl-C is never held up."""
         if self.process is None or self.process.poll() is None:
             return
-        code = self.process.returncode
-        self.restarts += 1
-        log.warning(
-            "%s exited with code %s; restarting (restart %d, log %s)",
-            self.name,
-            code,
-            self.restarts,
-            self.log_file,
-        )
-        if time.monotonic() - self.started_at < 5:
-            time.sleep(min(30, 2 ** min(self.restarts, 5)))
-        self.start()
+        now = time.monotonic()
+        if self.restart_at is None:
+            self.restarts += 1
+            delay = min(30, 2 ** min(self.restarts, 5)) if now - self.started_at < 5 else 0
+            self.restart_at = now + delay
+            log.warning(
+                "%s exited with code %s; restarting (restart %d, in %ds, log %s)",
+                self.name,
+                self.process.returncode,
+                self.restarts,
+                delay,
+                self.log_file,
+            )
+        if now >= self.restart_at:
+            self.restart_at = None
+            self.start()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

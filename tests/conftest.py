@@ -29,7 +29,7 @@ from api.app import create_app
 from landflow import visibility
 from landflow.settings import Settings
 from landflow.worker import build_worker
-from tests.helpers import write_tokens
+from tests.helpers import WebhookReceiver, write_tokens
 
 BIN = Path(sys.executable).parent
 
@@ -144,7 +144,9 @@ async def api(
 
 
 @asynccontextmanager
-async def time_skipping_stack(tmp: Path) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+async def time_skipping_stack(
+    tmp: Path, **overrides: object
+) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
     """The Java time-skipping test server, its search attributes and a worker on it."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
@@ -163,19 +165,28 @@ async def time_skipping_stack(tmp: Path) -> AsyncIterator[tuple[WorkflowEnvironm
                 },
             )
         )
-        settings = make_settings(tmp)
+        settings = make_settings(tmp, **overrides)
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             yield env, settings
     finally:
         await env.shutdown()
 
 
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def skipping(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver
 ) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
-    """A time-skipping stack per test module: months of timers pass in seconds."""
-    async with time_skipping_stack(tmp_path_factory.mktemp("skipping")) as stack:
+    """A time-skipping stack per test module: months of timers pass in seconds; reminders
+    and escalations are also POSTed to `webhook`."""
+    tmp = tmp_path_factory.mktemp("skipping")
+    async with time_skipping_stack(tmp, webhook_url=webhook.url) as stack:
         yield stack
 
 

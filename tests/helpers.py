@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,31 @@ async def get(api: httpx.AsyncClient, parcel_id: str) -> dict[str, Any]:
     response = await api.get(f"/parcels/{parcel_id}", headers=auth("auditor"))
     assert response.status_code == 200, response.text
     return response.json()
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on loopback that records what the worker POSTs to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                received.append((self.headers.get("idempotency-key"), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/notices"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def notices(self, parcel_id: str) -> list[tuple[str | None, dict[str, Any]]]:
+        return [(key, body) for key, body in self.received if body["parcel_id"] == parcel_id]

@@ -11,7 +11,7 @@ from tests.conftest import api_client
 from tests.helpers import CLEAN_SAMPLES, REPORT, act, auth, facts, get, start
 
 
-async def test_investigation_deadline_reminds_escalates_and_clears(skipping, pid):
+async def test_investigation_deadline_reminds_escalates_and_clears(skipping, webhook, pid):
     env, settings = skipping
     async with api_client(settings, env.client) as api:
         started = await start(api, facts(pid, enterprise_closed=False, industry="other"))
@@ -35,6 +35,10 @@ async def test_investigation_deadline_reminds_escalates_and_clears(skipping, pid
             row = session.get(registry.ParcelRow, pid)
             assert row is not None and row.overdue
         assert [n.kind for n in notices] == ["reminder", "escalation"]
+        # the same notices went out to the configured webhook, keyed for idempotency
+        posted = webhook.notices(pid)
+        assert [(key, body["kind"]) for key, body in posted] == [(n.key, n.kind) for n in notices]
+        assert posted[1][1]["escalate_to"] == "city_epb"
         assert notices[1].escalate_to == "city_epb" and notices[1].step == "investigation"
         overdue = await api.get("/parcels", params={"overdue": "true"}, headers=auth("ops"))
         assert pid in [p["parcel_id"] for p in overdue.json()["parcels"]]

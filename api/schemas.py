@@ -101,3 +101,8 @@ class ErrorOut(BaseModel):
     error: str
     detail: str
     fields: list[dict[str, Any]] | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` declaring the given error statuses as ErrorOut."""
+    return {code: {"model": ErrorOut} for code in codes}

@@ -16,16 +16,14 @@ from temporalio.service import RPCError
 
 from api.deps import get_temporal, require
 from api.errors import ApiError, from_temporal
-from api.schemas import ErrorOut
+from api.schemas import error_responses
 from landflow import audit
 from landflow.contracts import Actor, Role
 from landflow.temporal import workflow_id
 
 router = APIRouter(prefix="/parcels", tags=["audit"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 404, 422, 503)
-}
+ERRORS = error_responses(401, 403, 404, 422, 503)
 Auditor = Annotated[Actor, Depends(require(Role.auditor))]
 AuditorOrOps = Annotated[Actor, Depends(require(Role.auditor, Role.ops))]
 

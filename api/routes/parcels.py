@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import Caller, SessionDep, SettingsDep, TemporalDep, require
 from api.errors import ApiError, body_problem, from_gate, from_temporal, within
-from api.schemas import ErrorOut, ParcelOut, ParcelPage, ParcelStarted, ParcelSummary
+from api.schemas import ParcelOut, ParcelPage, ParcelStarted, ParcelSummary, error_responses
 from landflow import registry, visibility
 from landflow.contracts import (
     PARCEL_ID_PATTERN,
@@ -33,9 +33,7 @@ from workflows.gate import check_action
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422, 503)
-}
+ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 
 
 @router.post(

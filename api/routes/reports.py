@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel
@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from api.deps import Caller, SessionDep, SettingsDep, TemporalDep, require
 from api.errors import ApiError, from_temporal
-from api.schemas import ErrorOut
+from api.schemas import error_responses
 from landflow import registry
 from landflow.contracts import (
     BEIJING_DISTRICTS,
@@ -26,9 +26,7 @@ from landflow.contracts import (
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 404, 422, 503)
-}
+ERRORS = error_responses(401, 403, 404, 422, 503)
 Year = Annotated[int, Path(ge=2000, le=2200)]
 District = Annotated[str, Path(min_length=1, max_length=50)]
 

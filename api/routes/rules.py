@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from api.deps import Caller, SessionDep
 from api.errors import ApiError, not_found
-from api.schemas import ErrorOut
+from api.schemas import error_responses
 from landflow import registry
 from landflow.contracts import Decision, Evaluation, ParcelFacts, SoilTransport, Strict
 from landflow.registry import DecisionRow, ParcelRow, aware
@@ -34,10 +34,6 @@ from rules import gb_standards
 from rules.engine import RulesEngine
 
 router = APIRouter(tags=["rules"])
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorOut} for code in codes}
 
 
 RuleId = Literal["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10"]
@@ -109,7 +105,7 @@ def _engine(request: Request) -> RulesEngine:
     return request.app.state.rules
 
 
-@router.get("/rules", response_model=CatalogueOut, responses=_errors(401))
+@router.get("/rules", response_model=CatalogueOut, responses=error_responses(401))
 async def catalogue(_caller: Caller, request: Request) -> CatalogueOut:
     """Every rule: id, statement (zh/en), citation, version, and its rows."""
     return CatalogueOut.model_validate({"rules": _engine(request).catalogue()})
@@ -151,7 +147,7 @@ class _DryRun:
         return decision
 
 
-@router.post("/rules/evaluate", response_model=DryRunOut, responses=_errors(401, 422))
+@router.post("/rules/evaluate", response_model=DryRunOut, responses=error_responses(401, 422))
 def evaluate(body: DryRunRequest, _caller: Caller, request: Request) -> DryRunOut:
     """Dry-run: what the rules decide for these facts now, starting no workflow.
 
@@ -200,7 +196,7 @@ def _decision(row: DecisionRow) -> Decision:
 @router.get(
     "/parcels/{parcel_id}/decisions",
     response_model=ParcelDecisionsOut,
-    responses=_errors(401, 404, 422),
+    responses=error_responses(401, 404, 422),
 )
 def parcel_decisions(
     parcel_id: Annotated[str, Path(min_length=1, max_length=64)],

@@ -437,10 +437,6 @@ class DeadlineNotice(BaseModel):
     at: datetime
 
 
-class DecisionRecord(BaseModel):
-    parcel_id: str
-    decision: Decision
-
 
 # --- annual report (BJ 四(二), 一(二)) ---------------------------------------------------
 

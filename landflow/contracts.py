@@ -437,7 +437,6 @@ class DeadlineNotice(BaseModel):
     at: datetime
 
 
-
 # --- annual report (BJ 四(二), 一(二)) ---------------------------------------------------
 
 # Beijing's 16 districts: each reports its year to the city EPB by 31 December.

@@ -1,1 +1,2 @@
-"""landflow: shared contracts, settings, registry and entry points."""
+"""landflow: the pure core (the vocabulary, facts, bodies, procedure, state and messages
+of DOMAIN.md). It imports nothing of the project and no framework beyond pydantic."""

@@ -33,7 +33,7 @@ import yaml
 from durable import engine as durable_engine
 from durable.engine import MessageNotHandledException
 
-from landflow.contracts import Decision
+from landflow.decisions import Decision
 from rules.features import RULE_INPUTS
 
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
@@ -64,6 +64,7 @@ class Row:
     citation: str
     because: str
     details: dict[str, Any] = field(default_factory=dict)
+    law_over_plan: str | None = None  # where the 2019 law wins over the 2016 plan, and why
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class Table:
             "citation": self.citation,
             "inputs": self.inputs,
             "outcomes": self.outcomes,
+            "hit_policy": "first",
             "rows": [
                 {
                     "id": r.id,
@@ -105,6 +107,7 @@ class Table:
                     "outcome": r.outcome,
                     "citation": r.citation,
                     "because": r.because,
+                    "law_over_plan": r.law_over_plan,
                 }
                 for r in (*self.rows, self.default)
             ],
@@ -147,7 +150,10 @@ def _row(
     details = raw.get("details", {})
     if not isinstance(details, dict):
         raise RulesFileError(f"{where}: 'details' must be a mapping")
-    return Row(row_id, when, raw["outcome"], raw["citation"], raw["because"], details)
+    note = raw.get("law_over_plan")
+    if note is not None and (not isinstance(note, str) or not note):
+        raise RulesFileError(f"{where}: 'law_over_plan' must be a sentence")
+    return Row(row_id, when, raw["outcome"], raw["citation"], raw["because"], details, note)
 
 
 def load_table(path: Path) -> Table:
@@ -166,6 +172,9 @@ def load_table(path: Path) -> Table:
             raise RulesFileError(f"{path.name}: {rule}: '{key}' is missing")
     if not isinstance(raw["version"], int) or raw["version"] < 1:
         raise RulesFileError(f"{path.name}: {rule}: version must be a positive integer")
+    if raw.get("hit_policy", "first") != "first":
+        # Rows compile to priorities and one event is consumed by one rule: FIRST only.
+        raise RulesFileError(f"{path.name}: {rule}: hit_policy must be 'first'")
     statement = raw["statement"]
     if not isinstance(statement, dict) or not statement.get("zh") or not statement.get("en"):
         raise RulesFileError(f"{path.name}: {rule}: statement needs 'zh' and 'en'")
@@ -337,7 +346,11 @@ class RulesEngine:
         table = self.tables[rule]
         inputs = RULE_INPUTS[rule](facts, context or {})
         row = self._match(table, inputs)
-        details = _resolve({**table.details, **row.details}, inputs)
+        declared = {**table.details, **row.details}
+        details = _resolve(declared, inputs)
+        # A value the decision reports in `details` is not repeated in its inputs.
+        moved = {v[1:] for v in declared.values() if isinstance(v, str) and v.startswith("$")}
+        recorded = {k: v for k, v in inputs.items() if k not in moved or k in table.inputs}
         return Decision(
             id=decision_id or f"{rule}-{random.getrandbits(48):012x}",
             rule=rule,
@@ -346,7 +359,8 @@ class RulesEngine:
             outcome=row.outcome,
             citation=row.citation,
             explanation=row.because.format_map(_Blanks(inputs)),
-            inputs=_json_ready(inputs),
+            inputs=_json_ready(recorded),
             details=details,
+            law_over_plan=row.law_over_plan,
             evaluated_at=now or datetime.now(UTC),
         )

@@ -19,18 +19,12 @@ module through the sandbox (``workflow.unsafe.imports_passed_through()``) and/or
 
 from __future__ import annotations
 
-import csv
 import math
 import re
-import unicodedata
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-_STANDARDS_DIR = Path(__file__).with_name("standards")
-_GB36600_CSV = _STANDARDS_DIR / "gb36600-2018.csv"
-_GB15618_CSV = _STANDARDS_DIR / "gb15618-2018.csv"
+from rules import gb_tables, item_names
 
 NONE = "none"
 ABOVE_SCREENING = "above_screening"
@@ -102,12 +96,6 @@ UNITS: dict[str, float] = {
     "µg/kg": 0.001,  # micro sign
     "g/kg": 1000.0,
 }
-
-
-def _key(name: str) -> str:
-    """Normalise a name for matching: NFKC (full-width -> half-width), trim, casefold."""
-    text = unicodedata.normalize("NFKC", name)
-    return re.sub(r"\s+", " ", text).strip().casefold()
 
 
 def _unit_factor(unit: Any) -> float | None:
@@ -227,59 +215,19 @@ def _worst(levels: list[str]) -> str:
 # --------------------------------------------------------------------------- GB 36600
 
 
-@cache
-def _gb36600() -> tuple[dict[str, Any], ...]:
-    items: list[dict[str, Any]] = []
-    with _GB36600_CSV.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            items.append(
-                {
-                    "table": int(row["table"]),
-                    "no": int(row["no"]),
-                    "item_zh": row["item_zh"],
-                    "item_en": row["item_en"],
-                    "cas": row["cas"] or None,
-                    "group": row["group"],
-                    "screening1": float(row["type1_screening"]),
-                    "screening2": float(row["type2_screening"]),
-                    "intervention1": float(row["type1_intervention"]),
-                    "intervention2": float(row["type2_intervention"]),
-                    "background_exempt": "footnote a" in row["note"],
-                    "note": row["note"] or None,
-                }
-            )
-    return tuple(items)
-
-
-@cache
-def _gb36600_index() -> dict[str, dict[str, Any]]:
-    index: dict[str, dict[str, Any]] = {}
-    for item in _gb36600():
-        keys = {_key(item["item_zh"]), _key(item["item_en"])}
-        if item["cas"]:
-            keys |= {_key(c) for c in item["cas"].split(";")}
-        for key in keys:
-            if key in index and index[key] is not item:
-                raise RuntimeError(f"ambiguous GB 36600 name {key!r}")
-            index[key] = item
-    return index
-
-
-def construction_items() -> list[dict[str, Any]]:
-    """All 85 GB 36600-2018 items (tables 1 and 2), values in mg/kg.
-
-    Keys: table, no, item_zh, item_en, cas, group, screening1, screening2,
-    intervention1, intervention2, background_exempt, note.
-    """
-    return [dict(item) for item in _gb36600()]
-
-
 def find_item(name: str) -> dict[str, Any] | None:
-    """Find a GB 36600 item by CAS number, Chinese or English name (case/width-insensitive)."""
-    if not isinstance(name, str):
-        return None
-    item = _gb36600_index().get(_key(name))
-    return None if item is None else dict(item)
+    """The GB 36600 item a lab's name stands for (CAS, Chinese or English name, brackets of
+    any width, synonyms; rules/item_names.py), or None."""
+    return item_names.match_item(name)
+
+
+def find_farmland_item(name: str) -> str | None:
+    """The GB 15618 symbol a lab's name stands for, or None."""
+    return item_names.match_farmland_item(name)
+
+
+construction_items = gb_tables.construction_items
+farmland_items = gb_tables.farmland_items
 
 
 def sample_problems(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -309,7 +257,8 @@ def evaluate_construction(samples: list[dict[str, Any]], planned_use: str) -> di
     exceedances: list[dict[str, Any]] = []
     exempt: list[dict[str, Any]] = []
     for i, sample in enumerate(samples):
-        item = _gb36600_index()[_key(sample["item"])]
+        item = find_item(sample["item"])
+        assert item is not None  # validated above
         value, background = _converted(sample)
         screening = item[f"screening{cls}"]
         intervention = item[f"intervention{cls}"]
@@ -346,18 +295,6 @@ def evaluate_construction(samples: list[dict[str, Any]], planned_use: str) -> di
     }
 
 
-def r5_outcome(worst: str) -> str:
-    """DOMAIN R5 / GB 36600 5.3: map the worst level to the assessment outcome."""
-    mapping = {
-        NONE: "negligible",
-        ABOVE_SCREENING: "assessment_required",
-        ABOVE_INTERVENTION: "control_or_remediation",
-    }
-    if worst not in mapping:
-        raise ValueError(f"unknown level {worst!r}; expected one of {', '.join(mapping)}")
-    return mapping[worst]
-
-
 # --------------------------------------------------------------------------- GB 15618
 
 FARMLAND_TYPES = ("paddy", "orchard", "other")
@@ -366,76 +303,10 @@ _FARMLAND_TYPE_ALIASES = {"水田": "paddy", "果园": "orchard", "其他": "oth
 #: pH bands as labelled in the CSV (GB 15618 tables 1 and 3).
 PH_BANDS = ("ph<=5.5", "5.5<ph<=6.5", "6.5<ph<=7.5", "ph>7.5")
 
+
 #: Farmland symbol -> GB 36600 CAS used to borrow zh/en names, or explicit (zh, en, cas).
 #: Chromium in GB 15618 is total Cr, so it is NOT mapped to GB 36600 Chromium(VI).
 #: DDT_total/HCH_total are sums (GB 15618 table 2 notes), not the GB 36600 DDT / HCH items.
-_FARMLAND_NAMES: dict[str, str | tuple[str, str, str | None]] = {
-    "Cd": "7440-43-9",
-    "Hg": "7439-97-6",
-    "As": "7440-38-2",
-    "Pb": "7439-92-1",
-    "Cu": "7440-50-8",
-    "Ni": "7440-02-0",
-    "BaP": "50-32-8",
-    "Cr": ("铬", "Chromium", "7440-47-3"),
-    "Zn": ("锌", "Zinc", "7440-66-6"),
-    "HCH_total": ("六六六总量", "HCH (total)", None),
-    "DDT_total": ("滴滴涕总量", "DDT (total)", None),
-}
-
-
-@cache
-def _gb15618() -> dict[tuple[str, str, str, str], float]:
-    """{(item, value_type, land, ph_band): value}."""
-    table: dict[tuple[str, str, str, str], float] = {}
-    with _GB15618_CSV.open(encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            key = (row["item"], row["value_type"], row["land"], row["ph_band"])
-            table[key] = float(row["value_mg_per_kg"])
-    return table
-
-
-@cache
-def _farmland_meta() -> dict[str, dict[str, Any]]:
-    """Symbol -> {item, item_zh, item_en, cas, keys} for every item in the GB 15618 CSV."""
-    meta: dict[str, dict[str, Any]] = {}
-    for symbol in dict.fromkeys(k[0] for k in _gb15618()):
-        spec = _FARMLAND_NAMES.get(symbol)
-        if isinstance(spec, str):
-            src = _gb36600_index()[_key(spec)]
-            zh, en, cas = src["item_zh"], src["item_en"], src["cas"]
-        elif spec is not None:
-            zh, en, cas = spec
-        else:
-            zh, en, cas = None, None, None
-        keys = {_key(symbol)} | {_key(n) for n in (zh, en, cas) if n}
-        meta[symbol] = {"item": symbol, "item_zh": zh, "item_en": en, "cas": cas, "keys": keys}
-    return meta
-
-
-@cache
-def _farmland_index() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for symbol, meta in _farmland_meta().items():
-        for key in meta["keys"]:
-            if index.get(key, symbol) != symbol:
-                raise RuntimeError(f"ambiguous GB 15618 name {key!r}")
-            index[key] = symbol
-    return index
-
-
-def farmland_items() -> list[str]:
-    """GB 15618 item symbols in CSV order (Cd, Hg, As, Pb, Cr, Cu, Ni, Zn, HCH_total, ...)."""
-    return list(_farmland_meta())
-
-
-def find_farmland_item(name: str) -> str | None:
-    """GB 15618 symbol for a symbol, Chinese/English element name or CAS; None if unknown."""
-    if not isinstance(name, str):
-        return None
-    return _farmland_index().get(_key(name))
-
-
 def farmland_sample_problems(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every problem in a farmland sample list (same shape as :func:`sample_problems`)."""
     return _problems(samples, find_farmland_item, "GB 15618")
@@ -472,7 +343,7 @@ def _farmland_value(symbol: str, value_type: str, land: str, band: str) -> float
     orchard land uses the "other" (其他) values, and paddy uses "other" for Cu. Items
     with a single row use "all"; organics (table 2) use ph_band "all".
     """
-    table = _gb15618()
+    table = gb_tables.gb15618()
     for land_key in dict.fromkeys((land, "other", "all")):
         for band_key in (band, "all"):
             found = table.get((symbol, value_type, land_key, band_key))
@@ -486,10 +357,9 @@ def evaluate_farmland(
 ) -> dict[str, Any]:
     """Classify farmland per GB 15618 (4.x screening, 5.x intervention) and BJ 21 (DOMAIN R10).
 
-    Worst level none -> priority_protection (优先保护类); above screening up to and
-    including intervention -> safe_use (安全利用类); above intervention -> strict_control
-    (严格管控类). Items without an intervention value (Cu, Ni, Zn, organics) are at worst
-    safe_use. Raises ValueError for bad ph, farmland_type or samples.
+    The worst level is what the R10 table (rules/tables/r10_farmland_class.yaml) turns
+    into the BJ 21 class; items without an intervention value (Cu, Ni, Zn, organics) are
+    at worst above_screening. Raises ValueError for bad ph, farmland_type or samples.
     """
     band = ph_band(ph)
     land = _normalize_farmland_type(farmland_type)
@@ -498,8 +368,9 @@ def evaluate_farmland(
         raise ValueError(f"invalid samples: {problems}")
     exceedances: list[dict[str, Any]] = []
     for i, sample in enumerate(samples):
-        symbol = _farmland_index()[_key(sample["item"])]
-        meta = _farmland_meta()[symbol]
+        symbol = find_farmland_item(sample["item"])
+        assert symbol is not None  # validated above
+        meta = gb_tables.farmland_meta()[symbol]
         screening = _farmland_value(symbol, "screening", land, band)
         intervention = _farmland_value(symbol, "intervention", land, band)
         if screening is None:  # pragma: no cover - every CSV item has a screening value
@@ -529,23 +400,32 @@ def evaluate_farmland(
         "farmland_type": land,
         "worst": worst,
         "exceedances": exceedances,
-        "outcome": r10_outcome(worst),
     }
-
-
-def r10_outcome(worst: str) -> str:
-    """DOMAIN R10 / BJ 21: map the worst GB 15618 level to the farmland class."""
-    mapping = {
-        NONE: "priority_protection",
-        ABOVE_SCREENING: "safe_use",
-        ABOVE_INTERVENTION: "strict_control",
-    }
-    if worst not in mapping:
-        raise ValueError(f"unknown level {worst!r}; expected one of {', '.join(mapping)}")
-    return mapping[worst]
 
 
 def preload() -> None:
     """Read and index both tables now (e.g. at worker start, outside the workflow sandbox)."""
-    _gb36600_index()
-    _farmland_index()
+    item_names.match_item("")
+    item_names.match_farmland_item("")
+
+
+def by_item(exceedances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Exceedances summarised per item (count, highest value, worst level), so a decision
+    records the items that matter, not a copy of every sample (ENGINE-NOTES.md)."""
+    summary: dict[str, dict[str, Any]] = {}
+    for entry in exceedances:
+        key = entry.get("cas") or entry["item"]
+        seen = summary.get(key)
+        if seen is None:
+            summary[key] = seen = {
+                k: entry[k]
+                for k in ("item", "item_zh", "cas", "screening_value", "intervention_value")
+                if k in entry
+            } | {"samples": 0, "max_mg_kg": entry["value_mg_kg"], "level": entry.get("level")}
+        seen["samples"] += 1
+        seen["max_mg_kg"] = max(seen["max_mg_kg"], entry["value_mg_kg"])
+        if _LEVEL_RANK.get(entry.get("level") or NONE, 0) > _LEVEL_RANK.get(
+            seen["level"] or NONE, 0
+        ):
+            seen["level"] = entry["level"]
+    return list(summary.values())

@@ -14,12 +14,14 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from landflow.contracts import BEIJING_TIME, ReportInput, ReportRequest, ReportSummary
+    from landflow.messages import BUILD_REPORT, REPORT_WORKFLOW
+    from landflow.reports import ReportInput, ReportRequest, ReportSummary
+    from landflow.vocabulary import BEIJING_TIME
 
 REPORT_TIMEOUT = timedelta(minutes=5)  # a city-wide scan of the registry
 
 
-@workflow.defn(name="ReportWorkflow")
+@workflow.defn(name=REPORT_WORKFLOW)
 class ReportWorkflow:
     @workflow.run
     async def run(self, request: ReportRequest) -> list[ReportSummary]:
@@ -35,7 +37,7 @@ class ReportWorkflow:
             await asyncio.gather(
                 *(
                     workflow.execute_activity(
-                        "build_report",
+                        BUILD_REPORT.name,
                         ReportInput(
                             year=year,
                             scope=scope,
@@ -43,7 +45,7 @@ class ReportWorkflow:
                             generated_at=now,
                         ),
                         start_to_close_timeout=REPORT_TIMEOUT,
-                        result_type=ReportSummary,
+                        result_type=BUILD_REPORT.output,
                         summary=f"report {year} {scope}",
                     )
                     for scope in request.scopes

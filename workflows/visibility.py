@@ -1,8 +1,8 @@
 """What ops see in the Temporal Web UI: search attributes, summary and current details.
 
 No personal data goes here (search attributes are not encrypted): parcel code,
-district, stage, role ids and dates only; the parcel name appears in the static
-summary, which is the agency's public site name.
+district, stage, role ids and dates only; the static summary carries the parcel's
+public site name (the agency's own name for it), as on the public lists.
 """
 
 from __future__ import annotations
@@ -14,23 +14,31 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from landflow.contracts import ParcelFacts, ParcelState
+from landflow import messages as names
+from landflow.facts import ParcelFacts
+from landflow.state import ParcelState
 
-PARCEL_ID = SearchAttributeKey.for_keyword("ParcelId")
-DISTRICT = SearchAttributeKey.for_keyword("District")
-STAGE = SearchAttributeKey.for_keyword("Stage")
-WAITING_ON = SearchAttributeKey.for_keyword("WaitingOn")
-OVERDUE = SearchAttributeKey.for_bool("Overdue")
-DEADLINE_AT = SearchAttributeKey.for_datetime("DeadlineAt")
-LISTED = SearchAttributeKey.for_bool("Listed")
+PARCEL_ID = SearchAttributeKey.for_keyword(names.PARCEL_ID_SA.name)
+DISTRICT = SearchAttributeKey.for_keyword(names.DISTRICT_SA.name)
+STAGE = SearchAttributeKey.for_keyword(names.STAGE_SA.name)
+WAITING_ON = SearchAttributeKey.for_keyword(names.WAITING_ON_SA.name)
+ASSIGNEES = SearchAttributeKey.for_keyword_list(names.ASSIGNEES_SA.name)
+OVERDUE = SearchAttributeKey.for_bool(names.OVERDUE_SA.name)
+LISTED = SearchAttributeKey.for_bool(names.LISTED_SA.name)
+DEADLINE_AT = SearchAttributeKey.for_datetime(names.DEADLINE_SA.name)
 
-ALL_KEYS = (PARCEL_ID, DISTRICT, STAGE, WAITING_ON, OVERDUE, DEADLINE_AT, LISTED)
+ALL_KEYS = (PARCEL_ID, DISTRICT, STAGE, WAITING_ON, ASSIGNEES, OVERDUE, LISTED, DEADLINE_AT)
+_CLI_KINDS = {
+    "keyword": "Keyword",
+    "keyword_list": "KeywordList",
+    "bool": "Bool",
+    "datetime": "Datetime",
+}
 
 
 def cli_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
-    kinds = {"KEYWORD": "Keyword", "BOOL": "Bool", "DATETIME": "Datetime"}
-    return [f"{k.name}={kinds[k.indexed_value_type.name]}" for k in ALL_KEYS]
+    return [f"{a.name}={_CLI_KINDS[a.kind]}" for a in names.SEARCH_ATTRIBUTES]
 
 
 def initial_search_attributes(facts: ParcelFacts) -> TypedSearchAttributes:
@@ -45,16 +53,42 @@ def initial_search_attributes(facts: ParcelFacts) -> TypedSearchAttributes:
     )
 
 
-def search_attribute_updates(state: ParcelState) -> list[SearchAttributeUpdate]:
-    return [
-        STAGE.value_set(state.stage.value),
-        WAITING_ON.value_set(state.waiting_on.value)
-        if state.waiting_on
-        else WAITING_ON.value_unset(),
-        OVERDUE.value_set(state.overdue),
-        DEADLINE_AT.value_set(state.deadline) if state.deadline else DEADLINE_AT.value_unset(),
-        LISTED.value_set(state.listed),
-    ]
+def initial_values() -> dict[str, object]:
+    """What `initial_search_attributes` set at start (the rest is unset)."""
+    return {STAGE.name: "intake", OVERDUE.name: False, LISTED.name: False}
+
+
+def current_values(state: ParcelState) -> dict[str, object]:
+    blocking = state.blocking()
+    waiting = state.waiting_on()
+    owed = sorted(
+        {a.role.value for t in state.tasks for a in t.assignees if a.owes and not a.answered}
+    )
+    return {
+        STAGE.name: state.stage.value,
+        WAITING_ON.name: waiting[0].value if waiting else None,
+        ASSIGNEES.name: owed or None,
+        OVERDUE.name: any(t.overdue for t in state.tasks if t.blocking),
+        LISTED.name: state.listed,
+        DEADLINE_AT.name: blocking.deadline if blocking else None,
+    }
+
+
+_KEYS = {k.name: k for k in (STAGE, WAITING_ON, ASSIGNEES, OVERDUE, LISTED, DEADLINE_AT)}
+
+
+def search_attribute_updates(
+    state: ParcelState, last: dict[str, object]
+) -> tuple[list[SearchAttributeUpdate], dict[str, object]]:
+    """Only what changed since `last`: every upsert is an event in the history."""
+    now = current_values(state)
+    updates: list[SearchAttributeUpdate] = []
+    for name, value in now.items():
+        if last.get(name, object()) == value:
+            continue
+        key = _KEYS[name]
+        updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+    return updates, now
 
 
 def static_summary(facts: ParcelFacts) -> str:
@@ -62,13 +96,16 @@ def static_summary(facts: ParcelFacts) -> str:
 
 
 def current_details(state: ParcelState) -> str:
+    blocking = state.blocking()
+    waiting = ", ".join(r.value for r in state.waiting_on()) or "—"
     last = state.decisions[-1] if state.decisions else None
     lines = [
-        f"**Stage:** {state.stage.value}",
-        f"**Waiting on:** {state.waiting_on.value if state.waiting_on else '—'}",
-        f"**Deadline:** {state.deadline.isoformat() if state.deadline else '—'}"
-        + (" **(overdue)**" if state.overdue else ""),
-        f"**Listed:** {'yes' if state.listed else 'no'}",
+        f"**Stage:** {state.stage.value} ({state.status})",
+        f"**Step:** {blocking.step.value if blocking else '—'} · **waiting on:** {waiting}",
+        f"**Deadline:** {blocking.deadline.isoformat() if blocking else '—'}"
+        + (" **(overdue)**" if blocking and blocking.overdue else ""),
+        f"**Listed:** {'yes' if state.listed else 'no'} · **actions:** {state.seq}"
+        f" · **run:** {state.runs}",
     ]
     if last:
         lines.append(f"**Last decision:** {last.rule} {last.outcome} ({last.citation})")

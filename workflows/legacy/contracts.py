@@ -1,13 +1,13 @@
-"""Data contracts shared by the API, the workflow, the activities and the rules.
+"""The contracts of the first procedure (the 2016 plan's outline), frozen.
 
-Field names follow the parcel-facts vocabulary of DOMAIN.md; clients rely on them.
-Every model here must stay importable inside the Temporal workflow sandbox: no I/O,
-no clocks, nothing but pydantic and the pure GB standards tables.
+Parcels started on it (workflow type `ParcelWorkflow`) finish on it, and their
+histories keep replaying: these models must keep reading the payloads those histories
+hold. New parcels run `ParcelWorkflowV2` (workflows/parcel.py); do not extend this.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -200,17 +200,24 @@ class ParcelFacts(Strict):
 class Actor(BaseModel):
     role: Role
     district: str | None = None
+    party: str | None = None
     subject: str = ""
 
 
 class ActionRequest(BaseModel):
-    """What the API sends as the single argument of an action update."""
+    """What the API sends as the single argument of an action update (histories recorded
+    before actors were signed carry only the first three fields)."""
 
     actor: Actor
     payload: dict[str, Any] = Field(default_factory=dict)
     # Set by the API when the body was not a JSON object; reported after the role and
     # stage checks, so an actor out of role learns nothing about the body.
     body_error: str | None = None
+    visit: int | None = None
+    key: str | None = None
+    size: int = 0
+    issued_at: datetime | None = None
+    signature: str = ""
 
 
 class ClosureScreening(Strict):
@@ -435,90 +442,3 @@ class DeadlineNotice(BaseModel):
     deadline: datetime
     escalate_to: Role | None = None
     at: datetime
-
-
-# --- annual report (BJ 四(二), 一(二)) ---------------------------------------------------
-
-# Beijing's 16 districts: each reports its year to the city EPB by 31 December.
-BEIJING_DISTRICTS = (
-    "东城区",
-    "西城区",
-    "朝阳区",
-    "丰台区",
-    "石景山区",
-    "海淀区",
-    "门头沟区",
-    "房山区",
-    "通州区",
-    "顺义区",
-    "昌平区",
-    "大兴区",
-    "怀柔区",
-    "平谷区",
-    "密云区",
-    "延庆区",
-)
-CITY = "city"  # the scope of the city EPB's report, over every district
-BEIJING_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST: a fixed offset is exact
-
-
-class ReportRequest(BaseModel):
-    """What the report workflow produces: `scopes` for `year`, or for the year of the run
-    (Beijing time) minus `years_back` when `year` is None (how the schedules ask)."""
-
-    scopes: list[str] = Field(min_length=1)
-    year: int | None = Field(default=None, ge=2000, le=2200)
-    years_back: int = Field(default=0, ge=0, le=10)
-
-
-class ReportInput(BaseModel):
-    year: int
-    scope: str
-    workflow_id: str
-    generated_at: datetime
-
-
-class ReportSummary(BaseModel):
-    """What the report activity returns to the workflow; the report itself is in the registry."""
-
-    year: int
-    scope: str
-    parcels: int
-    safe_utilisation_rate: float | None
-
-
-class ListFigures(BaseModel):
-    entered: list[str]  # parcel ids that entered the list during the year
-    left: list[str]  # parcel ids that left it during the year
-    on_list_at_year_end: int
-
-
-class OverdueFigures(BaseModel):
-    escalations: int  # deadlines missed (escalation notices) during the year
-    escalations_by_step: dict[str, int]
-    overdue_now: list[str]  # parcels past a deadline when the report was generated
-
-
-class SafeUtilisation(BaseModel):
-    definition: str
-    redeveloped: int
-    safely_utilised: int
-    rate: float | None  # None when no contaminated parcel has been redeveloped yet
-    target: float
-    target_year: int
-    met: bool | None
-    not_safe: list[str]  # redeveloped parcels that count against the rate
-
-
-class AnnualReport(BaseModel):
-    year: int
-    scope: str  # CITY or a district
-    period_start: datetime
-    period_end: datetime  # exclusive; the year runs in Beijing time
-    generated_at: datetime
-    workflow_id: str
-    parcels: int  # registered before the end of the year
-    parcels_by_stage: dict[str, int]  # their stage when the report was generated
-    lists: dict[str, ListFigures]
-    overdue: OverdueFigures
-    safe_utilisation: SafeUtilisation

@@ -1,4 +1,4 @@
-"""Who may do what, when: the checks every action passes before it touches a parcel.
+"""The first procedure's gate, frozen: who may do what, when (see workflows/legacy/parcel.py).
 
 Pure functions over the workflow state, used by the update validator (so a rejected
 action writes nothing to history) and by the API. Order matters and is part of the
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from landflow.contracts import (
+from workflows.legacy.contracts import (
     ACTION_BODIES,
     DISTRICT_ROLES,
     Action,

@@ -1,10 +1,11 @@
-"""The lifecycle of one parcel, stage by stage, in the order of DOMAIN.md.
+"""The first procedure (the 2016 plan's outline), frozen: `ParcelWorkflow`.
 
-Human steps arrive as Temporal Updates named after the action (`closure_screening`,
-`filing_review`, ...). The validator runs the gate (role, district, stage, body) and
-rejects without writing history; an accepted action is handed to `run`, which reads
-like the procedure, and the update returns once the parcel has moved on.
-Rule decisions come back from the `decide` activity, so they live in the history.
+Parcels started before the law's chain (workflows/parcel.py, `ParcelWorkflowV2`) finish
+here, on the steps they started with, and the golden histories in
+tests/histories/legacy keep replaying against this file. Only changes that write no
+command may be made here (validators, queries, update answers): the validator now
+verifies the signed actor, `act` answers a small `ActionOutcome`, and the `state` query
+shows the parcel in the shape of the new procedure. Do not change `run` or what it calls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from landflow.contracts import (
+    from landflow import signing
+    from landflow import state as current
+    from landflow.messages import (
+        LEGACY_PARCEL_WORKFLOW,
+        LEGACY_STATE_QUERY,
+        STATE_QUERY,
+        ActionOutcome,
+    )
+    from landflow.messages import ActionRequest as SignedRequest
+    from workflows.legacy import names
+    from workflows.legacy.contracts import (
         Action,
         ActionRecord,
         ActionRequest,
@@ -35,13 +46,13 @@ with workflow.unsafe.imports_passed_through():
         StageVisit,
         Step,
     )
-    from landflow.visibility import current_details, search_attribute_updates
-    from workflows.gate import STEP_ACTIONS, check_action, reject
+    from workflows.legacy.gate import STEP_ACTIONS, check_action, reject
+    from workflows.legacy.visibility import current_details, search_attribute_updates
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
-@workflow.defn(name="ParcelWorkflow")
+@workflow.defn(name=LEGACY_PARCEL_WORKFLOW)
 class ParcelWorkflow:
     @workflow.init
     def __init__(self, facts: ParcelFacts) -> None:
@@ -72,7 +83,7 @@ class ParcelWorkflow:
     @workflow.run
     async def run(self, facts: ParcelFacts) -> ParcelState:
         self.policy = await workflow.execute_activity(
-            "load_policy",
+            names.LOAD_POLICY,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             result_type=Policy,
             summary="load the deadline policy",
@@ -270,7 +281,7 @@ class ParcelWorkflow:
         return workflow.payload_converter().from_payload(args[0].payload, ActionRequest)
 
     @workflow.update(dynamic=True)
-    async def act(self, name: str, args: Sequence[RawValue]) -> ParcelState:
+    async def act(self, name: str, args: Sequence[RawValue]) -> ActionOutcome:
         request = self._request(args)
         body = check_action(
             self.state, self._busy, request.actor, name, request.payload, request.body_error
@@ -286,11 +297,37 @@ class ParcelWorkflow:
         self._accepted += 1
         ticket = self._accepted
         await workflow.wait_condition(lambda: self._settled >= ticket)
-        return self.state
+        return ActionOutcome(
+            parcel_id=self.state.parcel_id,
+            action=name,
+            seq=len(self.state.actions),
+            visit=self._visits,
+            stage=self.state.stage,
+            step=None,
+            waiting_on=[self.state.waiting_on] if self.state.waiting_on else [],
+            deadline=self.state.deadline,
+            status="released" if self._done else "running",
+        )
 
     @act.validator
     def validate_act(self, name: str, args: Sequence[RawValue]) -> None:
         request = self._request(args)
+        signed = SignedRequest(
+            actor=request.actor,
+            body=request.payload,
+            body_error=request.body_error,
+            visit=request.visit,
+            key=request.key,
+            size=request.size,
+            issued_at=request.issued_at or workflow.now(),
+            signature=request.signature,
+        )
+        try:
+            signing.verify(
+                signing.installed(), workflow.info().workflow_id, name, signed, workflow.now()
+            )
+        except signing.BadSignature as exc:
+            raise reject("BadSignature", str(exc)) from None
         check_action(
             self.state, self._busy, request.actor, name, request.payload, request.body_error
         )
@@ -301,16 +338,23 @@ class ParcelWorkflow:
         await workflow.wait_condition(lambda: self._waiting or self._done)
         return self.state
 
-    @workflow.query
+    @workflow.query(name=LEGACY_STATE_QUERY)
     def current(self) -> ParcelState:
         return self.state
+
+    @workflow.query(name=STATE_QUERY)
+    def current_state(self) -> current.ParcelState:
+        """The parcel in the shape of the current procedure, for the API and the registry."""
+        return names.as_current_state(
+            self.state, self._visits, self._busy, workflow.info().first_execution_run_id
+        )
 
     # --- activities ----------------------------------------------------------------
 
     async def _decide(self, rule: str, **context: Any) -> Decision:
         number = sum(1 for d in self.state.decisions if d.rule == rule) + 1
         decision = await workflow.execute_activity(
-            "decide",
+            names.DECIDE,
             DecideInput(
                 parcel_id=self.state.parcel_id,
                 decision_id=f"{self.state.parcel_id}/{rule}/{number}",
@@ -330,7 +374,7 @@ class ParcelWorkflow:
         workflow.upsert_search_attributes(search_attribute_updates(self.state))
         workflow.set_current_details(current_details(self.state))
         await workflow.execute_activity(
-            "sync_registry",
+            names.SYNC_REGISTRY,
             RegistryUpdate(
                 parcel_id=self.state.parcel_id,
                 workflow_id=workflow.info().workflow_id,
@@ -350,7 +394,7 @@ class ParcelWorkflow:
 
     async def _change_lists(self, change: str, reason: str) -> None:
         await workflow.execute_activity(
-            "change_lists",
+            names.CHANGE_LISTS,
             ListChange(
                 parcel_id=self.state.parcel_id, change=change, at=workflow.now(), reason=reason
             ),
@@ -366,7 +410,7 @@ class ParcelWorkflow:
             return  # a kept deadline (soil transport during works) is not reminded twice
         self._notices.add(key)
         await workflow.execute_activity(
-            "notify_deadline",
+            names.NOTIFY_DEADLINE,
             DeadlineNotice(
                 key=key,
                 parcel_id=self.state.parcel_id,

@@ -1,0 +1,1 @@
+"""The first procedure (`ParcelWorkflow`), frozen so that running parcels finish on it."""

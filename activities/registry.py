@@ -1,34 +1,37 @@
-"""Registry writes: the parcel row and the two public lists (idempotent)."""
+"""Registry writes: the parcel's rows and the public lists (idempotent, keyed by run)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from landflow import registry
-from landflow.contracts import ListChange, RegistryUpdate
+from landflow.messages import CHANGE_LIST, PROJECT, ListChange, ParcelProjection
+from registry import writes
 
 
 class RegistryActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _write(self, fn, **kwargs) -> None:
+    def _write(self, fn: Callable[..., Any], **kwargs: Any) -> None:
         with Session(self.engine) as session:
             fn(session, **kwargs)
 
-    @activity.defn(name="sync_registry")
-    async def sync_registry(self, update: RegistryUpdate) -> None:
-        await asyncio.to_thread(self._write, registry.upsert_parcel, update=update)
+    @activity.defn(name=PROJECT.name)
+    async def project(self, projection: ParcelProjection) -> None:
+        await asyncio.to_thread(self._write, writes.apply_projection, projection=projection)
 
-    @activity.defn(name="change_lists")
-    async def change_lists(self, change: ListChange) -> None:
-        await asyncio.to_thread(self._write, registry.change_lists, change=change)
+    @activity.defn(name=CHANGE_LIST.name)
+    async def change_list(self, change: ListChange) -> None:
+        await asyncio.to_thread(self._write, writes.apply_list_change, change=change)
         activity.logger.info(
-            "lists %s",
+            "list %s %s",
+            change.list_name,
             change.change,
             extra={"parcel_id": change.parcel_id, "reason": change.reason},
         )

@@ -15,10 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from landflow import registry
-from landflow.contracts import (
-    BEIJING_TIME,
-    CITY,
+from landflow.messages import BUILD_REPORT
+from landflow.reports import (
     AnnualReport,
     ListFigures,
     OverdueFigures,
@@ -26,7 +24,9 @@ from landflow.contracts import (
     ReportSummary,
     SafeUtilisation,
 )
-from landflow.registry import DecisionRow, ListEntryRow, NoticeRow, ParcelRow, aware
+from landflow.vocabulary import BEIJING_TIME, CITY
+from registry import writes
+from registry.tables import LISTS, DecisionRow, ListEntryRow, NoticeRow, ParcelRow, aware
 
 SAFE_UTILISATION_DEFINITION = (
     "Redeveloped contaminated parcels: parcels that were on the contaminated-parcel list and "
@@ -75,18 +75,20 @@ def _safe_utilisation(
     session: Session, contaminated: list[ListEntryRow], year: int, end: datetime
 ) -> SafeUtilisation:
     released = {
-        e.parcel_id: aware(e.left_at) for e in contaminated if e.left_at and aware(e.left_at) < end
+        e.run_id: (e.parcel_id, aware(e.left_at))
+        for e in contaminated
+        if e.left_at and aware(e.left_at) < end
     }
     evaluations = session.exec(
         select(DecisionRow)
-        .where(DecisionRow.rule == "R8", col(DecisionRow.parcel_id).in_(list(released)))
+        .where(DecisionRow.rule == "R8", col(DecisionRow.run_id).in_(list(released)))
         .order_by(DecisionRow.evaluated_at, DecisionRow.decision_id)
     )
     last_before_release: dict[str, str] = {}
     for decision in evaluations:
-        if aware(decision.evaluated_at) <= released[decision.parcel_id]:
-            last_before_release[decision.parcel_id] = decision.outcome
-    safe = [p for p in released if last_before_release.get(p) == "met"]
+        if aware(decision.evaluated_at) <= released[decision.run_id][1]:
+            last_before_release[decision.run_id] = decision.outcome
+    safe = [run for run in released if last_before_release.get(run) == "met"]
     target, target_year = target_for(year)
     rate = len(safe) / len(released) if released else None
     return SafeUtilisation(
@@ -97,7 +99,7 @@ def _safe_utilisation(
         target=target,
         target_year=target_year,
         met=None if rate is None else rate >= target,
-        not_safe=sorted(set(released) - set(safe)),
+        not_safe=sorted({released[run][0] for run in set(released) - set(safe)}),
     )
 
 
@@ -107,7 +109,7 @@ def compute_report(session: Session, *, request: ReportInput) -> AnnualReport:
     parcels = [
         p
         for p in session.exec(_scoped(select(ParcelRow), ParcelRow.district, scope))
-        if aware(p.created_at) < end
+        if aware(p.started_at) < end and p.current
     ]
     entries = list(session.exec(_scoped(select(ListEntryRow), ListEntryRow.district, scope)))
     escalations = [
@@ -130,7 +132,7 @@ def compute_report(session: Session, *, request: ReportInput) -> AnnualReport:
         parcels_by_stage=dict(sorted(Counter(p.stage for p in parcels).items())),
         lists={
             name: _list_figures([e for e in entries if e.list_name == name], start, end)
-            for name in registry.LISTS
+            for name in LISTS
         },
         overdue=OverdueFigures(
             escalations=len(escalations),
@@ -150,10 +152,10 @@ class ReportActivities:
     def _build(self, request: ReportInput) -> AnnualReport:
         with Session(self.engine) as session:
             report = compute_report(session, request=request)
-            registry.save_report(session, report=report)
+            writes.save_report(session, report=report)
             return report
 
-    @activity.defn(name="build_report")
+    @activity.defn(name=BUILD_REPORT.name)
     async def build_report(self, request: ReportInput) -> ReportSummary:
         report = await asyncio.to_thread(self._build, request)
         activity.logger.info(

@@ -16,12 +16,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import SQLModel
 
-import migrations
-from landflow import registry
+from registry import tables
+from registry.engine import check_usable, make_engine
 
-MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 FIRST_TABLES = {"parcels", "list_entries", "decisions", "notices"}
 PG_LOCK_KEY = 0x1A4DF10  # any constant shared by every landflow process
@@ -34,7 +33,8 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate to `revision`, then refuse to go on if registry.py has unmigrated tables."""
+    """Migrate to `revision`, then refuse to go on if tables.py has unmigrated tables."""
+    check_usable(engine)
     with _file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Held until commit; PostgreSQL runs the whole upgrade in this transaction.
@@ -49,14 +49,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def migrate(url: str) -> None:
     """`landflow migrate`: upgrade the database at `url` to head."""
-    engine = registry.make_engine(url)
+    engine = make_engine(url)
     try:
         upgrade(engine)
     finally:
         engine.dispose()
 
 
-def check_models_migrated(engine: Engine, metadata: MetaData = SQLModel.metadata) -> None:
+def check_models_migrated(engine: Engine, metadata: MetaData = tables.SQLModel.metadata) -> None:
     """A table or column of the models that no migration creates fails at start-up,
     naming it, rather than at the first write."""
     inspector = inspect(engine)
@@ -78,8 +78,8 @@ def check_models_migrated(engine: Engine, metadata: MetaData = SQLModel.metadata
 def _adopt_unversioned(connection: Connection, config: Config) -> None:
     """A registry made by `create_all` before migrations existed has the first revision's
     tables but no alembic_version: mark it as at that revision instead of re-creating them."""
-    tables = set(inspect(connection).get_table_names())
-    if "alembic_version" not in tables and tables >= FIRST_TABLES:
+    existing = set(inspect(connection).get_table_names())
+    if "alembic_version" not in existing and existing >= FIRST_TABLES:
         command.stamp(config, FIRST_REVISION)
 
 

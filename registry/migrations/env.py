@@ -13,8 +13,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from landflow import registry
 from landflow.settings import get_settings
+from registry import tables  # noqa: F401 - the models alembic compares with
+from registry.engine import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -47,7 +48,7 @@ def run_online() -> None:
     if connection is not None:
         run_on(connection)
         return
-    engine = registry.make_engine(database_url())
+    engine = make_engine(database_url())
     try:
         with engine.begin() as connection:
             run_on(connection)

@@ -1,0 +1,1 @@
+"""The registry: a projection of the engine for fast reads and the public lists."""

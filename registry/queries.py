@@ -1,0 +1,258 @@
+"""Reads of the registry: lists and inboxes with cursor paging and totals.
+
+Cursors are opaque to clients (base64 of the last row's sort key), stable under inserts,
+and cheap at any depth (a keyset, not an offset).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import and_, func, or_
+from sqlmodel import Session, col, select
+
+from registry.tables import (
+    DecisionRow,
+    DocumentRow,
+    ListEntryRow,
+    NoticeRow,
+    ParcelRow,
+    ReportRow,
+    StatusRow,
+    TaskRow,
+)
+
+T = TypeVar("T")
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    next_cursor: str | None
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in key])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("the cursor is not one this API gave out") from exc
+    if not isinstance(key, list) or len(key) != size:
+        raise BadCursor("the cursor is not one this API gave out")
+    return key
+
+
+def list_parcels(
+    session: Session,
+    *,
+    stage: str | None = None,
+    district: str | None = None,
+    waiting_on: str | None = None,
+    overdue: bool | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[ParcelRow]:
+    """Current registrations, by parcel id."""
+    where = [col(ParcelRow.current).is_(True)]
+    if stage is not None:
+        where.append(ParcelRow.stage == stage)
+    if district is not None:
+        where.append(ParcelRow.district == district)
+    if status is not None:
+        where.append(ParcelRow.status == status)
+    if overdue is not None:
+        where.append(ParcelRow.overdue == overdue)
+    if waiting_on is not None:
+        where.append(col(ParcelRow.waiting_on).contains(waiting_on))
+    total = session.exec(select(func.count()).select_from(ParcelRow).where(*where)).one()
+    query = select(ParcelRow).where(*where)
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        query = query.where(col(ParcelRow.parcel_id) > str(after))
+    rows = list(session.exec(query.order_by(ParcelRow.parcel_id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, total, encode_cursor([rows[-1].parcel_id]) if more else None)
+
+
+def tasks_for(
+    session: Session,
+    *,
+    role: str,
+    district: str | None,
+    party: str | None,
+    stage: str | None = None,
+    in_district: str | None = None,
+    overdue: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[tuple[TaskRow, ParcelRow]]:
+    """A caller's inbox: open tasks owed by its role (in its district, for its party) on
+    running parcels, oldest deadline first."""
+    where = [TaskRow.role == role, ParcelRow.status == "running", col(ParcelRow.current).is_(True)]
+    if district is not None:
+        where.append(TaskRow.district == district)
+    if party is not None:
+        where.append(TaskRow.party == party)
+    if stage is not None:
+        where.append(TaskRow.stage == stage)
+    if in_district is not None:
+        where.append(ParcelRow.district == in_district)
+    if overdue is not None:
+        where.append(TaskRow.overdue == overdue)
+    joined = select(TaskRow, ParcelRow).join(ParcelRow, col(ParcelRow.run_id) == TaskRow.run_id)
+    total = session.exec(
+        select(func.count())
+        .select_from(TaskRow)
+        .join(ParcelRow, col(ParcelRow.run_id) == TaskRow.run_id)
+        .where(*where)
+    ).one()
+    query = joined.where(*where)
+    if cursor:
+        deadline, row_id = decode_cursor(cursor, 2)
+        at = datetime.fromisoformat(str(deadline))
+        query = query.where(
+            or_(
+                col(TaskRow.deadline) > at,
+                and_(col(TaskRow.deadline) == at, col(TaskRow.id) > int(row_id)),
+            )
+        )
+    rows = list(session.exec(query.order_by(TaskRow.deadline, TaskRow.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor([rows[-1][0].deadline, rows[-1][0].id]) if more else None
+    return Page([(t, p) for t, p in rows], total, next_cursor)
+
+
+def tasks_by_stage(
+    session: Session, *, role: str, district: str | None, party: str | None
+) -> dict[str, int]:
+    where = [TaskRow.role == role, ParcelRow.status == "running", col(ParcelRow.current).is_(True)]
+    if district is not None:
+        where.append(TaskRow.district == district)
+    if party is not None:
+        where.append(TaskRow.party == party)
+    rows = session.exec(
+        select(TaskRow.stage, func.count())
+        .join(ParcelRow, col(ParcelRow.run_id) == TaskRow.run_id)
+        .where(*where)
+        .group_by(TaskRow.stage)
+    )
+    return dict(rows.all())
+
+
+def current_run(session: Session, *, parcel_id: str) -> ParcelRow | None:
+    return session.exec(
+        select(ParcelRow).where(ParcelRow.parcel_id == parcel_id, col(ParcelRow.current).is_(True))
+    ).first()
+
+
+def runs_of(session: Session, *, parcel_id: str) -> list[ParcelRow]:
+    query = select(ParcelRow).where(ParcelRow.parcel_id == parcel_id)
+    return list(session.exec(query.order_by(ParcelRow.started_at)))
+
+
+def list_entries(
+    session: Session,
+    *,
+    list_name: str,
+    current: bool = True,
+    district: str | None = None,
+    search: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[tuple[ListEntryRow, ParcelRow | None]]:
+    """A public list: its entries (still on it, or all with `current=False`) with the
+    registration's disclosure fields."""
+    where: list[Any] = [ListEntryRow.list_name == list_name]
+    if current:
+        where.append(col(ListEntryRow.left_at).is_(None))
+    if district is not None:
+        where.append(ListEntryRow.district == district)
+    if search:
+        pattern = f"%{search}%"
+        where.append(
+            or_(col(ListEntryRow.name).like(pattern), col(ListEntryRow.parcel_id).like(pattern))
+        )
+    total = session.exec(select(func.count()).select_from(ListEntryRow).where(*where)).one()
+    query = (
+        select(ListEntryRow, ParcelRow)
+        .join(ParcelRow, col(ParcelRow.run_id) == ListEntryRow.run_id, isouter=True)
+        .where(*where)
+    )
+    if cursor:
+        entered, run_id = decode_cursor(cursor, 2)
+        at = datetime.fromisoformat(str(entered))
+        query = query.where(
+            or_(
+                col(ListEntryRow.entered_at) > at,
+                and_(col(ListEntryRow.entered_at) == at, col(ListEntryRow.run_id) > str(run_id)),
+            )
+        )
+    rows = list(
+        session.exec(query.order_by(ListEntryRow.entered_at, ListEntryRow.run_id).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor([rows[-1][0].entered_at, rows[-1][0].run_id]) if more else None
+    return Page([(e, p) for e, p in rows], total, next_cursor)
+
+
+def list_entry(session: Session, *, list_name: str, run_id: str) -> ListEntryRow | None:
+    return session.get(ListEntryRow, (list_name, run_id))
+
+
+def decisions_for(session: Session, *, run_id: str) -> list[DecisionRow]:
+    query = select(DecisionRow).where(DecisionRow.run_id == run_id)
+    return list(session.exec(query.order_by(DecisionRow.evaluated_at, DecisionRow.decision_id)))
+
+
+def notices_for(session: Session, *, run_id: str) -> list[NoticeRow]:
+    query = select(NoticeRow).where(NoticeRow.run_id == run_id)
+    return list(session.exec(query.order_by(NoticeRow.at, NoticeRow.key)))
+
+
+def documents_for(session: Session, *, parcel_id: str) -> list[DocumentRow]:
+    query = select(DocumentRow).where(DocumentRow.parcel_id == parcel_id)
+    return list(session.exec(query.order_by(DocumentRow.uploaded_at, DocumentRow.document_id)))
+
+
+def document(session: Session, *, document_id: str) -> DocumentRow | None:
+    return session.get(DocumentRow, document_id)
+
+
+def count_by_stage(session: Session) -> dict[str, int]:
+    rows = session.exec(
+        select(ParcelRow.stage, func.count())
+        .where(col(ParcelRow.current).is_(True))
+        .group_by(ParcelRow.stage)
+    )
+    return dict(rows.all())
+
+
+def count_runs(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(ParcelRow)).one()
+
+
+def status(session: Session, *, key: str) -> StatusRow | None:
+    return session.get(StatusRow, key)
+
+
+def get_report(session: Session, *, year: int, scope: str) -> ReportRow | None:
+    return session.get(ReportRow, (year, scope))

@@ -1,0 +1,247 @@
+"""Writes to the registry: activities and the rebuild call these, nothing else.
+
+Every write is idempotent and keyed by registration (`run_id`): a retried activity
+changes nothing, and a late write of an older state loses to a newer one (the
+workflow numbers its projections). `force=True` is the rebuild's: the engine's truth
+replaces whatever the rows say, hand edits included.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from landflow.decisions import Decision
+from landflow.messages import ListChange, Notice, ParcelProjection
+from landflow.reports import AnnualReport
+from registry.tables import (
+    DecisionRow,
+    DocumentRow,
+    ListEntryRow,
+    NoticeRow,
+    ParcelRow,
+    ReportRow,
+    StatusRow,
+    TaskRow,
+    aware,
+    utc,
+)
+
+
+def parcel_values(p: ParcelProjection) -> dict[str, Any]:
+    return {
+        "parcel_id": p.parcel_id,
+        "workflow_id": p.workflow_id,
+        "procedure": p.procedure,
+        "name": p.name,
+        "district": p.district,
+        "planned_use": p.planned_use,
+        "area_m2": p.area_m2,
+        "stage": p.stage.value,
+        "status": p.status,
+        "listed": p.listed,
+        "overdue": p.overdue,
+        "deadline": utc(p.deadline),
+        "waiting_on": ",".join(r.value for r in p.waiting_on),
+        "started_at": utc(p.started_at),
+        "updated_at": utc(p.updated_at),
+        "revision": p.revision,
+        "location": p.location,
+        "parties": p.parties.model_dump(mode="json"),
+        "disclosure": p.disclosure.model_dump(mode="json"),
+    }
+
+
+def apply_projection(
+    session: Session, *, projection: ParcelProjection, force: bool = False
+) -> bool:
+    """The parcel row and its inbox tasks; False when a newer projection is already there."""
+    values = parcel_values(projection)
+    run_id = projection.run_id
+    for _attempt in range(2):
+        stmt = update(ParcelRow).where(col(ParcelRow.run_id) == run_id)
+        if not force:
+            stmt = stmt.where(col(ParcelRow.revision) < projection.revision)
+        changed = {k: v for k, v in values.items() if k != "started_at"}  # fixed at the first
+        if session.execute(stmt.values(**changed)).rowcount == 0:  # type: ignore[attr-defined]
+            if session.get(ParcelRow, run_id) is not None:
+                session.rollback()
+                return False  # stale: a newer projection of this run was written
+            try:
+                session.add(ParcelRow(run_id=run_id, **values))
+                session.flush()
+            except IntegrityError:  # another writer inserted it meanwhile: try the update
+                session.rollback()
+                continue
+        break
+    session.execute(delete(TaskRow).where(col(TaskRow.run_id) == run_id))
+    session.add_all(
+        TaskRow(
+            run_id=run_id,
+            parcel_id=projection.parcel_id,
+            **task.model_dump(exclude={"step", "stage", "role", "deadline"}),
+            step=task.step.value,
+            stage=task.stage.value,
+            role=task.role.value,
+            deadline=utc(task.deadline),
+        )
+        for task in projection.tasks
+    )
+    _mark_current(session, projection.parcel_id)
+    session.commit()
+    return True
+
+
+def _mark_current(session: Session, parcel_id: str) -> None:
+    """The newest registration of an id is its current one (lists, inbox, GET /parcels)."""
+    runs = session.exec(
+        select(ParcelRow.run_id, ParcelRow.started_at, ParcelRow.current).where(
+            ParcelRow.parcel_id == parcel_id
+        )
+    ).all()
+    newest = max(runs, key=lambda r: (aware(r[1]), r[0]))[0]
+    for run_id, _, current in runs:
+        if current != (run_id == newest):
+            session.execute(
+                update(ParcelRow)
+                .where(col(ParcelRow.run_id) == run_id)
+                .values(current=run_id == newest)
+            )
+
+
+def apply_list_change(session: Session, *, change: ListChange) -> None:
+    row = session.get(ListEntryRow, (change.list_name, change.run_id))
+    if change.change == "enter" and row is None:
+        session.add(
+            ListEntryRow(
+                list_name=change.list_name,
+                run_id=change.run_id,
+                parcel_id=change.parcel_id,
+                name=change.name,
+                district=change.district,
+                entered_at=utc(change.at),
+                reason=change.reason,
+                citation=change.citation,
+            )
+        )
+    elif change.change == "leave" and row is not None and row.left_at is None:
+        row.left_at, row.left_reason = utc(change.at), change.reason
+        session.add(row)
+    session.commit()
+
+
+def add_decisions(
+    session: Session, *, run_id: str, parcel_id: str, decisions: list[Decision]
+) -> None:
+    known = set(
+        session.exec(
+            select(DecisionRow.decision_id).where(
+                col(DecisionRow.decision_id).in_([d.id for d in decisions])
+            )
+        )
+    )
+    for d in decisions:
+        if d.id in known:
+            continue
+        session.add(
+            DecisionRow(
+                decision_id=d.id,
+                run_id=run_id,
+                parcel_id=parcel_id,
+                **d.model_dump(
+                    include={
+                        "rule",
+                        "version",
+                        "row",
+                        "outcome",
+                        "citation",
+                        "explanation",
+                        "law_over_plan",
+                    }
+                ),
+                inputs=d.inputs,
+                details=d.details,
+                evaluated_at=utc(d.evaluated_at),
+            )
+        )
+    session.commit()
+
+
+def add_notice(session: Session, *, notice: Notice) -> bool:
+    """Record a notice; False if it was already recorded."""
+    if session.get(NoticeRow, notice.key) is not None:
+        return False
+    session.add(
+        NoticeRow(
+            key=notice.key,
+            run_id=notice.run_id,
+            parcel_id=notice.parcel_id,
+            kind=notice.kind,
+            step=notice.step.value if notice.step else None,
+            role=notice.role.value if notice.role else None,
+            district=notice.district,
+            deadline=utc(notice.deadline),
+            escalate_to=notice.escalate_to.value if notice.escalate_to else None,
+            at=utc(notice.at),
+            details=notice.details,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent retry recorded it first
+        session.rollback()
+        return False
+    return True
+
+
+def forget_run(session: Session, *, run_id: str) -> None:
+    """Remove every projection row of a registration (the rebuild writes them anew)."""
+    for table in (TaskRow, ListEntryRow, DecisionRow, NoticeRow, ParcelRow):
+        session.execute(delete(table).where(col(table.run_id) == run_id))
+    session.commit()
+
+
+def add_document(session: Session, *, row: DocumentRow) -> DocumentRow:
+    """The same bytes uploaded twice to a parcel are one document: the first row stays."""
+    existing = session.get(DocumentRow, row.document_id)
+    if existing is not None:
+        return existing
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        found = session.get(DocumentRow, row.document_id)
+        assert found is not None
+        return found
+    session.refresh(row)
+    return row
+
+
+def set_status(session: Session, *, key: str, value: str, detail: str = "") -> None:
+    row = session.get(StatusRow, key) or StatusRow(
+        key=key, value=value, updated_at=datetime.now(UTC)
+    )
+    row.value, row.detail, row.updated_at = value, detail[:2000], datetime.now(UTC)
+    session.add(row)
+    session.commit()
+
+
+def save_report(session: Session, *, report: AnnualReport) -> None:
+    """Keyed by (year, scope): a later run replaces the figures, a late retry of an earlier
+    run does not."""
+    row = session.get(ReportRow, (report.year, report.scope))
+    if row is None:
+        row = ReportRow(
+            year=report.year, scope=report.scope, workflow_id="", generated_at=report.generated_at
+        )
+    elif (aware(row.generated_at) or report.generated_at) > report.generated_at:
+        return
+    row.workflow_id, row.generated_at = report.workflow_id, utc(report.generated_at)  # type: ignore[assignment]
+    row.body = report.model_dump(mode="json")
+    session.add(row)
+    session.commit()

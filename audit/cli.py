@@ -15,9 +15,13 @@ import typer
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from landflow import audit
+from audit import render
+from audit import replay as replaying
+from audit import trail as trails
+from landflow.messages import PARCEL_WORKFLOWS
 from landflow.settings import get_settings
-from landflow.temporal import connect
+from workflows import history as audit_history
+from workflows.client import connect
 
 audit_app = typer.Typer(
     help="Export, replay and read parcel histories (the auditors' tools).",
@@ -37,10 +41,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(file: Path) -> audit.ParcelHistory:
+def _load(file: Path) -> audit_history.ParcelHistory:
     try:
-        return audit.ParcelHistory.from_json(file.read_bytes())
-    except audit.HistoryFormatError as exc:
+        return audit_history.ParcelHistory.from_json(file.read_bytes())
+    except audit_history.HistoryFormatError as exc:
         raise _fail(f"{file}: {exc}", 2) from None
 
 
@@ -60,13 +64,13 @@ def export(
     ] = None,
 ) -> None:
     """Fetch every run of parcel-ID from the server (LANDFLOW_* settings) as canonical JSON."""
-    if not audit.is_parcel_id(parcel):
+    if not audit_history.is_parcel_id(parcel):
         raise typer.BadParameter(f"{parcel!r} is not a parcel id", param_hint="--parcel")
 
-    async def fetch() -> audit.ParcelHistory:
+    async def fetch() -> audit_history.ParcelHistory:
         client = await _client()
         try:
-            return await audit.fetch_history(client, parcel)
+            return await audit_history.fetch_history(client, parcel)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise _fail(f"parcel {parcel} not found") from None
@@ -110,9 +114,9 @@ def _replay_file(file: Path, wid: str | None) -> None:
     history = _load(file)
     try:
         wid = wid or history.workflow_id()
-    except audit.HistoryFormatError as exc:
+    except audit_history.HistoryFormatError as exc:
         raise _fail(f"{file}: {exc}; pass --workflow-id", 2) from None
-    verdict = asyncio.run(audit.replay(history, wid))
+    verdict = asyncio.run(replaying.replay(history, wid))
     if not verdict.deterministic:
         raise _fail(f"{wid}: does NOT replay at event {verdict.event_id}: {verdict.error}")
     runs = len(history.runs())
@@ -120,18 +124,19 @@ def _replay_file(file: Path, wid: str | None) -> None:
 
 
 def _replay_all(query: str | None) -> None:
-    visibility_query = f'WorkflowType = "{audit.WORKFLOW_TYPE}"'
+    types = ", ".join(f'"{t}"' for t in PARCEL_WORKFLOWS)
+    visibility_query = f"WorkflowType IN ({types})"
     if query:
         visibility_query += f" AND ({query})"
 
     async def replay_all() -> tuple[int, list[str]]:
         client = await _client()
         replayed, failures = 0, []
-        with audit.HistoryReplayer() as replayer:
+        with replaying.HistoryReplayer() as replayer:
             try:
                 async for execution in client.list_workflows(visibility_query):
                     handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-                    history = audit.ParcelHistory((await handle.fetch_history()).events)
+                    history = audit_history.ParcelHistory((await handle.fetch_history()).events)
                     verdict = await replayer.replay(history, execution.id)
                     replayed += 1
                     if not verdict.deterministic:
@@ -164,10 +169,10 @@ def trail(
     """Print the decision trail read from an exported history alone."""
     history = _load(file)
     try:
-        built = audit.build_trail(history)
-    except audit.HistoryFormatError as exc:
+        built = trails.build_trail(history)
+    except audit_history.HistoryFormatError as exc:
         raise _fail(f"{file}: {exc}", 2) from None
     if as_json:
         typer.echo(built.model_dump_json(indent=2))
     else:
-        typer.echo(audit.render_text(built), nl=False)
+        typer.echo(render.render_text(built), nl=False)

@@ -1,0 +1,1 @@
+"""Auditors' tools: a parcel's history, its replay, its decision trail, document checks."""

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api import errors
+from api import errors, metrics
 from api.auth import TokenStore
-from api.routes import audit, health, lists, ops, parcels, reports, tasks
+from api.routes import audit, documents, health, lists, ops, parcels, reports, tasks
 from api.routes import rules as rule_routes
-from landflow import metrics, registry
+from documents import open_store
+from landflow import signing, vocabulary
 from landflow.settings import Settings, get_settings
+from registry.engine import make_engine
+from registry.migrate import upgrade
 from rules import gb_standards
 from rules.engine import RulesEngine
+from rules.policy_file import load_policy
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
+UPLOAD_PATH_SUFFIX = "/documents"  # multipart uploads (POST /parcels/{id}/documents)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,30 +33,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # SIGHUP re-reads the tokens file at once (it is also watched); not in tests,
+        # where the app runs off the main thread.
+        with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, app.state.tokens.reload)
         yield
         app.state.engine.dispose()
 
     app = FastAPI(
         title="landflow",
-        version="0.1.0",
+        version="0.2.0",
         summary="Approving land-use change on possibly contaminated land, one parcel "
-        "workflow at a time (Beijing soil work plan, Soil Pollution Prevention Law).",
+        "workflow at a time (Soil Pollution Prevention Law, Beijing soil work plan).",
         lifespan=lifespan,
     )
+    vocabulary.add_districts(settings.extra_districts)
     gb_standards.preload()
     app.state.settings = settings
-    app.state.tokens = TokenStore.from_file(settings.tokens_file)
-    app.state.engine = registry.make_engine(settings.database_url)
-    registry.create_schema(app.state.engine)
+    app.state.tokens = TokenStore.from_file(settings.tokens_file, settings.tokens_reload_s)
+    app.state.ring = signing.KeyRing.from_secrets(settings.actor_key, settings.actor_keys_previous)
+    app.state.engine = make_engine(settings.database_url)
+    upgrade(app.state.engine)
     app.state.rules = RulesEngine(settings.rules_dir)
+    app.state.policy = load_policy(settings.policy_file)
+    app.state.store = open_store(
+        settings.documents_location, endpoint_url=settings.documents_endpoint or None
+    )
     app.state.temporal = None
     app.state.temporal_lock = asyncio.Lock()
 
     @app.middleware("http")
-    async def guard_body(request: Request, call_next):
-        """Refuse oversized and non-JSON bodies before anything parses them."""
+    async def guard_request(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Refuse oversized headers and bodies, and bodies of the wrong type, before
+        anything parses them."""
+        header_bytes = sum(len(k) + len(v) for k, v in request.headers.raw)
+        if header_bytes > settings.max_header_bytes:
+            return _refuse(
+                431,
+                "HeadersTooLarge",
+                f"the request headers are {header_bytes} bytes; "
+                f"at most {settings.max_header_bytes}",
+            )
         if request.method in ("POST", "PUT", "PATCH"):
-            refusal = await _read_bounded(request, settings.max_body_bytes)
+            upload = request.url.path.endswith(UPLOAD_PATH_SUFFIX)
+            limit = settings.max_document_bytes + 65_536 if upload else settings.max_body_bytes
+            refusal = await _read_bounded(request, limit, upload)
             if refusal is not None:
                 return refusal
         response: Response = await call_next(request)
@@ -57,9 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     errors.install(app)
     metrics.install(app)
-    for module in (health, ops, parcels, tasks, lists, rule_routes, audit, reports):
+    for module in (health, ops, parcels, tasks, lists, rule_routes, audit, reports, documents):
         app.include_router(module.router)
-    errors.document(app)
+    errors.document(app, extra_schemas=parcels.action_schemas())
     return app
 
 
@@ -67,21 +98,24 @@ def _refuse(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status)
 
 
-async def _read_bounded(request: Request, limit: int) -> JSONResponse | None:
+async def _read_bounded(request: Request, limit: int, upload: bool) -> JSONResponse | None:
     """Read the body, stopping as soon as it passes `limit` bytes (a chunked upload may
     not say its length); keep it for the route. Returns the refusal, if any."""
     too_large = _refuse(413, "TooLarge", f"the body exceeds {limit} bytes")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         return too_large
-    chunks, size = [], 0
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if upload and kind != "multipart/form-data":
+        return _refuse(415, "UnsupportedMediaType", "upload a document as multipart/form-data")
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             return too_large
         chunks.append(chunk)
     request._body = b"".join(chunks)  # what Request.body() caches; routes read it from there
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if size and kind not in JSON_TYPES:
+    if size and not upload and kind not in JSON_TYPES:
         return _refuse(415, "UnsupportedMediaType", "send the body as application/json")
     return None

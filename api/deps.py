@@ -12,9 +12,13 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from api.errors import ApiError, unavailable
-from landflow.contracts import Actor, Role
+from documents.store import DocumentStore
+from landflow.messages import Actor
+from landflow.policy import Policy
 from landflow.settings import Settings
-from landflow.temporal import connect
+from landflow.vocabulary import Role
+from rules.engine import RulesEngine
+from workflows.client import connect
 
 
 # The dependencies that never block are `async def`: FastAPI runs a plain `def` one in a
@@ -48,7 +52,7 @@ async def get_temporal(request: Request) -> Client:
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="a token from LANDFLOW_TOKENS_FILE; it names the caller's role and district",
+    description="a token from LANDFLOW_TOKENS_FILE; it names the caller's role, district and party",
 )
 
 
@@ -66,7 +70,32 @@ async def get_caller(
     return actor
 
 
+async def get_store(request: Request) -> DocumentStore:
+    return request.app.state.store
+
+
+async def get_policy(request: Request) -> Policy:
+    return request.app.state.policy
+
+
+async def get_rules(request: Request) -> RulesEngine:
+    return request.app.state.rules
+
+
+async def get_optional_caller(request: Request) -> Actor | None:
+    """The caller if a token came, else None (public reads with more for the signed-in)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return request.app.state.tokens.actor(token.strip())
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[DocumentStore, Depends(get_store)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+RulesDep = Annotated[RulesEngine, Depends(get_rules)]
+MaybeCaller = Annotated[Actor | None, Depends(get_optional_caller)]
 SessionDep = Annotated[Session, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 Caller = Annotated[Actor, Depends(get_caller)]

@@ -13,9 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
+
+from landflow.messages import Refusal
 
 log = logging.getLogger("landflow.api")
 T = TypeVar("T")
@@ -23,10 +26,16 @@ T = TypeVar("T")
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, error: str, message: str, fields: list[dict[str, Any]] | None = None
+        self,
+        status: int,
+        error: str,
+        message: str,
+        fields: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.error, self.message, self.fields = status, error, message, fields
+        self.headers = headers or {}
 
 
 def not_found(what: str) -> ApiError:
@@ -54,18 +63,27 @@ async def within(call: Awaitable[T], seconds: float, part: str = "the workflow e
         raise unavailable(part) from None
 
 
-# ApplicationError types raised by the workflow gate, and their HTTP status.
-GATE_STATUS = {
-    "WrongRole": 403,
-    "WrongDistrict": 403,
-    "WrongStage": 409,
-    "InvalidBody": 422,
-    "UnknownAction": 404,
+# Why the workflow gate refused an action (landflow.messages.Refusal), as HTTP.
+GATE_STATUS: dict[str, int] = {
+    Refusal.bad_signature: 403,
+    Refusal.unknown_action: 404,
+    Refusal.wrong_role: 403,
+    Refusal.wrong_district: 403,
+    Refusal.wrong_party: 403,
+    Refusal.parcel_closed: 409,
+    Refusal.wrong_stage: 409,
+    Refusal.stale_visit: 409,
+    Refusal.idempotency_conflict: 409,
+    Refusal.already_applied: 200,
+    Refusal.invalid_body: 422,
+    Refusal.too_large: 413,
+    Refusal.history_budget: 413,
 }
+RETRY_AFTER_S = 1  # what a 429 asks the client to wait
 
 
 def from_gate(error: ApplicationError) -> ApiError:
-    """A rejection by workflows.gate (in the update validator, or run here on a closed parcel)."""
+    """A refusal by workflows.gate (in the update validator, or run here on a closed parcel)."""
     fields = error.details[0] if error.details else None
     return ApiError(GATE_STATUS[error.type or ""], error.type or "", error.message, fields)
 
@@ -74,7 +92,19 @@ def from_update_failure(exc: WorkflowUpdateFailedError) -> ApiError:
     cause = exc.cause
     if isinstance(cause, ApplicationError) and cause.type in GATE_STATUS:
         return from_gate(cause)
-    return ApiError(500, "ActionFailed", str(cause or exc))
+    log.error("an accepted action failed in the workflow: %s", cause or exc)
+    return ApiError(500, "ActionFailed", "the action failed in the workflow; it is logged")
+
+
+def busy(what: str) -> ApiError:
+    """Backpressure: Temporal admits 10 updates in flight per workflow (RESOURCE_EXHAUSTED)."""
+    return ApiError(
+        429,
+        "Busy",
+        f"{what} is busy with other actions; retry after {RETRY_AFTER_S}s (with the same "
+        "Idempotency-Key, which applies an action at most once)",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def from_temporal(exc: Exception, what: str) -> ApiError:
@@ -90,6 +120,8 @@ def from_temporal(exc: Exception, what: str) -> ApiError:
             return unavailable("the workflow engine or its worker")
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED):
             return unavailable("the workflow engine")
+        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            return busy(what)
     raise exc
 
 
@@ -143,8 +175,9 @@ def from_http(exc: HTTPException) -> ApiError:
 
 
 def _respond(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = {**exc.headers, **(headers or {})}
     if exc.status == 401:
-        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(_body(exc), status_code=exc.status, headers=headers)
 
 
@@ -161,20 +194,61 @@ def install(app: FastAPI) -> None:
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
         return _respond(from_http(exc), exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Logged without headers or body: they may carry tokens and personal data.
-        log.error(
-            "unexpected %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            request.url.path,
-            exc_info=exc,
-        )
-        return _respond(ApiError(500, "Internal", "an unexpected error occurred; it is logged"))
+    app.add_middleware(ContainErrors)
+
+
+class ContainErrors:
+    """An unexpected error becomes a 500 ErrorOut here, inside the app, so the server
+    keeps the connection (Starlette's outermost handler answers too, but then re-raises,
+    and uvicorn resets a keep-alive connection). Logged without headers or body: they may
+    carry tokens and personal data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            log.error(
+                "unexpected %s on %s %s",
+                type(exc).__name__,
+                scope["method"],
+                scope["path"],
+                exc_info=exc,
+            )
+            if started:
+                raise
+            error = ApiError(500, "Internal", "an unexpected error occurred; it is logged")
+            await _respond(error)(scope, receive, send)
 
 
 # --- the same errors, declared in the OpenAPI document --------------------------------
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "ErrorOut",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string", "description": "a stable word: WrongRole, WrongStage, ..."},
+        "detail": {"type": "string"},
+        "fields": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "one entry per bad field: {field, reason}",
+        },
+    },
+}
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 
@@ -207,14 +281,13 @@ def _declare(schema: dict[str, Any]) -> None:
                 }
 
 
-def document(app: FastAPI) -> None:
+def document(app: FastAPI, extra_schemas: dict[str, Any] | None = None) -> None:
     """Declare, for every operation, every error answer it can give, as ErrorOut.
 
     Routes declare their domain errors (409, ...) themselves; the common ones are added
     here from what each operation takes. FastAPI's own 422 model is replaced, since the
     handlers above answer every error as ErrorOut.
     """
-    from api.schemas import ErrorOut  # the public models import the registry: keep it lazy
 
     def openapi() -> dict[str, Any]:
         if not app.openapi_schema:
@@ -226,7 +299,8 @@ def document(app: FastAPI) -> None:
                 routes=app.routes,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components["ErrorOut"] = ErrorOut.model_json_schema()
+            components["ErrorOut"] = ERROR_SCHEMA
+            components.update(extra_schemas or {})
             _declare(schema)
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)

@@ -26,8 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from landflow import registry
-from landflow.contracts import Stage
+from landflow.vocabulary import Stage
+from registry import queries
 
 log = logging.getLogger("landflow.metrics")
 UNMATCHED = "unmatched"  # no route: one label for every unknown path, never the raw path
@@ -46,7 +46,7 @@ class ParcelsByStage(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             with Session(self.engine) as session:
-                counts = registry.count_by_stage(session)
+                counts = queries.count_by_stage(session)
         except SQLAlchemyError:
             log.warning("parcels by stage left out of /metrics: the registry is unreachable")
             return

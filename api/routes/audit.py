@@ -17,9 +17,12 @@ from temporalio.service import RPCError
 from api.deps import get_temporal, require
 from api.errors import ApiError, from_temporal
 from api.schemas import error_responses
-from landflow import audit
-from landflow.contracts import Actor, Role
-from landflow.temporal import workflow_id
+from audit import render
+from audit import replay as audit_replay
+from audit import trail as audit_trail
+from landflow.messages import Actor, workflow_id
+from landflow.vocabulary import Role
+from workflows import history as audit_history
 
 router = APIRouter(prefix="/parcels", tags=["audit"])
 
@@ -28,13 +31,13 @@ Auditor = Annotated[Actor, Depends(require(Role.auditor))]
 AuditorOrOps = Annotated[Actor, Depends(require(Role.auditor, Role.ops))]
 
 
-async def parcel_history(request: Request, parcel_id: str) -> audit.ParcelHistory:
+async def parcel_history(request: Request, parcel_id: str) -> audit_history.ParcelHistory:
     """Every run of parcel-<id> from the server; 404 for an unknown or malformed id."""
-    if not audit.is_parcel_id(parcel_id):
+    if not audit_history.is_parcel_id(parcel_id):
         raise ApiError(404, "NotFound", f"parcel {parcel_id[:64]} not found")
     client = await get_temporal(request)
     try:
-        return await audit.fetch_history(client, parcel_id)
+        return await audit_history.fetch_history(client, parcel_id)
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
 
@@ -57,7 +60,7 @@ async def history(request: Request, parcel_id: str, _caller: AuditorOrOps) -> Re
 
 @router.post(
     "/{parcel_id}/replay",
-    response_model=audit.ReplayVerdict,
+    response_model=audit_replay.ReplayVerdict,
     response_model_exclude_none=True,
     responses=ERRORS,
     openapi_extra={
@@ -67,7 +70,7 @@ async def history(request: Request, parcel_id: str, _caller: AuditorOrOps) -> Re
         }
     },
 )
-async def replay(request: Request, parcel_id: str, _caller: Auditor) -> audit.ReplayVerdict:
+async def replay(request: Request, parcel_id: str, _caller: Auditor) -> audit_replay.ReplayVerdict:
     """Replay the parcel's history against the workflow code this API runs.
 
     Without a body the server's history is replayed; with an exported history as the
@@ -78,14 +81,14 @@ async def replay(request: Request, parcel_id: str, _caller: Auditor) -> audit.Re
         found = _uploaded(raw, parcel_id)
     else:
         found = await parcel_history(request, parcel_id)
-    return await audit.replay(found, workflow_id(parcel_id))
+    return await audit_replay.replay(found, workflow_id(parcel_id))
 
 
-def _uploaded(raw: bytes, parcel_id: str) -> audit.ParcelHistory:
+def _uploaded(raw: bytes, parcel_id: str) -> audit_history.ParcelHistory:
     try:
-        found = audit.ParcelHistory.from_json(raw)
+        found = audit_history.ParcelHistory.from_json(raw)
         owner = found.workflow_id()
-    except audit.HistoryFormatError as exc:
+    except audit_history.HistoryFormatError as exc:
         raise ApiError(
             422, "InvalidBody", str(exc), [{"field": "body", "reason": str(exc)}]
         ) from None
@@ -97,13 +100,15 @@ def _uploaded(raw: bytes, parcel_id: str) -> audit.ParcelHistory:
 
 @router.get(
     "/{parcel_id}/trail",
-    response_model=audit.Trail,
+    response_model=audit_trail.Trail,
     responses={**ERRORS, 200: {"content": {"text/html": {}}}},
 )
 async def trail(request: Request, parcel_id: str, _caller: Auditor) -> Any:
     """The decision trail built from the history alone: JSON, or a printable page when the
     client prefers text/html (a browser does)."""
-    built = audit.build_trail(await parcel_history(request, parcel_id), workflow_id(parcel_id))
+    built = audit_trail.build_trail(
+        await parcel_history(request, parcel_id), workflow_id(parcel_id)
+    )
     if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(_templates().get_template("trail.html").render(trail=built))
     return built
@@ -143,6 +148,6 @@ def _templates() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["when"] = audit.format_when
-    env.filters["compact"] = audit.compact_json
+    env.filters["when"] = render.format_when
+    env.filters["compact"] = render.compact_json
     return env

@@ -15,24 +15,35 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.service import RPCError
 
 from api.deps import get_temporal
 from api.errors import ApiError
+from registry import queries
 
 router = APIRouter(tags=["ops"])
 log = logging.getLogger("landflow.ready")
 READY_TIMEOUT_S = 3.0
 
 
+PARTS = ("database", "registry", "temporal")
+
+
 @router.get("/readyz", responses={503: {"description": "a part is not reachable"}})
 async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database and Temporal answer and the registry is not known to be
+    behind the engine (a rebuild due or running)."""
     database, temporal = await asyncio.gather(
         database_problem(request.app.state.engine), temporal_problem(request)
     )
-    problems = {part: p for part, p in (("database", database), ("temporal", temporal)) if p}
-    checks = {part: problems.get(part, "ok") for part in ("database", "temporal")}
+    registry = (
+        None if database else await asyncio.to_thread(registry_problem, request.app.state.engine)
+    )
+    found = (("database", database), ("registry", registry), ("temporal", temporal))
+    problems = {part: p for part, p in found if p}
+    checks = {part: problems.get(part, "ok") for part in PARTS}
     if not problems:
         return JSONResponse({"status": "ready", "checks": checks})
     detail = "; ".join(f"{part}: {problem}" for part, problem in problems.items())
@@ -60,6 +71,17 @@ async def database_problem(engine: Engine) -> str | None:
         log.warning("database check failed: %s", exc)
         return f"unreachable ({type(exc).__name__})"
     return None
+
+
+def registry_problem(engine: Engine) -> str | None:
+    """The registry's own record of being behind (migration 0003, the worker's start-up
+    check, `landflow registry rebuild`)."""
+    with Session(engine) as session:
+        status = queries.status(session, key="rebuild")
+    if status is None or status.value == "done":
+        return None
+    detail = status.detail or "no detail"
+    return f"behind the engine: rebuild {status.value} ({detail}); see `landflow registry rebuild`"
 
 
 async def temporal_problem(request: Request) -> str | None:

@@ -1,58 +1,99 @@
-"""Parcels: start one, read one, list them, and act on one."""
+"""Parcels: register one, read one, list them, act on one, restart an abnormal one."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import Caller, SessionDep, SettingsDep, TemporalDep, require
-from api.errors import ApiError, body_problem, from_gate, from_temporal, within
-from api.schemas import ParcelOut, ParcelPage, ParcelStarted, ParcelSummary, error_responses
-from landflow import registry, visibility
-from landflow.contracts import (
-    PARCEL_ID_PATTERN,
-    Action,
-    ActionRequest,
-    Actor,
-    ParcelFacts,
-    ParcelState,
-    Role,
-    Stage,
+from api import actions
+from api.deps import Caller, PolicyDep, SessionDep, SettingsDep, StoreDep, TemporalDep, require
+from api.errors import ApiError, from_gate, from_temporal, within
+from api.schemas import (
+    ParcelOut,
+    ParcelPage,
+    ParcelStarted,
+    ParcelSummary,
+    RunOut,
+    RunsOut,
+    error_responses,
 )
-from landflow.temporal import workflow_id
-from workflows.gate import check_action
+from landflow.bodies import ACTION_BODIES
+from landflow.facts import PARCEL_ID_PATTERN, ParcelFacts
+from landflow.messages import (
+    PARCEL_WORKFLOW,
+    STARTED_UPDATE,
+    STATE_QUERY,
+    ActionOutcome,
+    Actor,
+    ParcelStart,
+    Refusal,
+    Restart,
+    StartedView,
+    workflow_id,
+)
+from landflow.state import ParcelState, RunStatus
+from landflow.vocabulary import Action, Role, Stage
+from registry import queries
+from workflows import visibility
+from workflows.gate import admit, next_actions
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
 
-ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
+ParcelId = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=PARCEL_ID_PATTERN, description="the parcel code"),
+]
+CLOSED: dict[int, RunStatus] = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: "terminated",
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: "failed",
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: "timed_out",
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: "canceled",
+}
 
 
-@router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=ParcelStarted, responses=ERRORS
-)
-async def start_parcel(
-    facts: ParcelFacts,
-    caller: Annotated[Actor, Depends(require(Role.reserve_agency))],
-    client: TemporalDep,
-    settings: SettingsDep,
+def _abnormal(description: WorkflowExecutionDescription) -> RunStatus | None:
+    return CLOSED.get(int(description.raw_description.workflow_execution_info.status))
+
+
+async def _describe(
+    client: Client, parcel_id: str, timeout: float
+) -> WorkflowExecutionDescription | None:
+    """The latest run of the parcel's workflow id, or None if it never existed."""
+    handle = client.get_workflow_handle(workflow_id(parcel_id))
+    try:
+        return await within(handle.describe(rpc_timeout=timedelta(seconds=timeout)), timeout)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise from_temporal(exc, f"parcel {parcel_id}") from exc
+
+
+async def _start(
+    client: Client, settings: SettingsDep, facts: ParcelFacts, restart: Restart | None
 ) -> ParcelStarted:
-    """The reserve agency registers a parcel; its workflow starts at intake."""
-    wid = workflow_id(facts.parcel_id)
-    timeout = settings.action_timeout_s
+    wid, timeout = workflow_id(facts.parcel_id), settings.action_timeout_s
     answer_by = asyncio.get_running_loop().time() + timeout
     try:
         start = client.start_workflow(
-            "ParcelWorkflow",
-            facts.submitted(),
+            PARCEL_WORKFLOW,
+            ParcelStart(facts=facts.submitted(), restart=restart),
             id=wid,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -67,30 +108,103 @@ async def start_parcel(
         ) from None
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {facts.parcel_id}") from exc
-    try:
-        started = handle.execute_update(
-            "started", result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
-        )
-        left = max(0.1, answer_by - asyncio.get_running_loop().time())
-        state = await asyncio.wait_for(started, left)
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
-        # Started and durable; no worker has picked it up yet.
-        return ParcelStarted(
-            parcel_id=facts.parcel_id,
-            workflow_id=wid,
-            stage=Stage.intake,
-            waiting_on=None,
-            deadline=None,
-            next_actions=[],
-        )
-    return ParcelStarted(
+    started = ParcelStarted(
         parcel_id=facts.parcel_id,
         workflow_id=wid,
-        stage=state.stage,
-        waiting_on=state.waiting_on,
-        deadline=state.deadline,
-        next_actions=state.next_actions,
+        run_id=handle.first_execution_run_id or handle.result_run_id,
+        stage=Stage.intake,
+        waiting_on=[],
+        deadline=None,
+        next_actions=[],
     )
+    try:
+        left = max(0.1, answer_by - asyncio.get_running_loop().time())
+        view = await asyncio.wait_for(
+            handle.execute_update(
+                STARTED_UPDATE, result_type=StartedView, rpc_timeout=timedelta(seconds=left)
+            ),
+            left,
+        )
+        state = await handle.query(
+            STATE_QUERY, result_type=ParcelState, rpc_timeout=timedelta(seconds=left)
+        )
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
+        return started  # started and durable; no worker has picked it up yet
+    return started.model_copy(
+        update={
+            "run_id": view.run_id,
+            "stage": view.stage,
+            "waiting_on": view.waiting_on,
+            "deadline": view.deadline,
+            "next_actions": next_actions(state),
+        }
+    )
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ParcelStarted, responses=ERRORS
+)
+async def start_parcel(
+    facts: ParcelFacts,
+    _caller: Annotated[Actor, Depends(require(Role.reserve_agency))],
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> ParcelStarted:
+    """The reserve agency registers a parcel; its workflow starts at intake. An id whose
+    earlier registration was released may be registered again (a new run); one whose
+    registration ended abnormally needs `POST /parcels/{id}/restart`."""
+    previous = await _describe(client, facts.parcel_id, settings.action_timeout_s)
+    if previous is not None:
+        abnormal = _abnormal(previous)
+        if abnormal:
+            raise ApiError(
+                409,
+                "PreviousRunAbnormal",
+                f"parcel {facts.parcel_id}'s last registration ended {abnormal}: restart it "
+                f"explicitly with POST /parcels/{facts.parcel_id}/restart (the reason is recorded)",
+            )
+    return await _start(client, settings, facts, None)
+
+
+class RestartBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="why the parcel starts again")
+    facts: ParcelFacts
+
+
+@router.post(
+    "/{parcel_id}/restart",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ParcelStarted,
+    responses=ERRORS,
+)
+async def restart_parcel(
+    parcel_id: ParcelId,
+    body: RestartBody,
+    caller: Annotated[Actor, Depends(require(Role.reserve_agency))],
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> ParcelStarted:
+    """Register again an id whose last registration was terminated, failed or timed out;
+    the new run records who restarted it, why, and which run it replaces (the trail shows it)."""
+    if body.facts.parcel_id != parcel_id:
+        reason = f"the facts are for {body.facts.parcel_id}, not {parcel_id}"
+        raise ApiError(422, "InvalidBody", reason, [{"field": "facts.parcel_id", "reason": reason}])
+    previous = await _describe(client, parcel_id, settings.action_timeout_s)
+    abnormal = _abnormal(previous) if previous else None
+    if previous is None or abnormal is None:
+        state = "never registered" if previous is None else "not ended abnormally"
+        raise ApiError(
+            409,
+            "NothingToRestart",
+            f"parcel {parcel_id} is {state}: register it with POST /parcels",
+        )
+    restart = Restart(
+        previous_run_id=previous.run_id,
+        previous_status=abnormal,
+        reason=body.reason,
+        by=f"{caller.role.value}:{caller.subject}",
+    )
+    return await _start(client, settings, body.facts, restart)
 
 
 @router.get("", response_model=ParcelPage, responses=ERRORS)
@@ -101,147 +215,273 @@ def list_parcels(
     district: Annotated[str | None, Query(max_length=50)] = None,
     waiting_on: Role | None = None,
     overdue: bool | None = None,
+    status: Annotated[
+        str | None, Query(pattern="^(running|released|terminated|failed|timed_out|canceled)$")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # SQLite takes 64 bits
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ParcelPage:
-    rows = registry.list_parcels(
-        session,
-        stage=stage,
-        district=district,
-        waiting_on=waiting_on,
-        overdue=overdue,
-        limit=limit,
-        offset=offset,
+    """Current registrations from the registry, by parcel id, with the total and a cursor."""
+    page = _paged(
+        lambda: queries.list_parcels(
+            session,
+            stage=stage,
+            district=district,
+            waiting_on=waiting_on,
+            overdue=overdue,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
     )
-    return ParcelPage(parcels=[ParcelSummary.of(r) for r in rows], count=len(rows))
+    return ParcelPage(
+        parcels=[ParcelSummary.of(r) for r in page.items],
+        count=len(page.items),
+        total=page.total,
+        next_cursor=page.next_cursor,
+    )
 
 
-ParcelId = Annotated[
-    str,
-    Path(min_length=1, max_length=64, pattern=PARCEL_ID_PATTERN, description="the parcel code"),
-]
-MAX_BODY_DEPTH = 32  # the deepest action body is 3 levels; Temporal's converter stops at ~250
+def _paged(fetch: Callable[[], Any]) -> Any:
+    try:
+        return fetch()
+    except queries.BadCursor as exc:
+        raise ApiError(
+            422, "InvalidRequest", str(exc), [{"field": "cursor", "reason": str(exc)}]
+        ) from None
 
 
-async def current_state(
-    client: TemporalDep, settings: SettingsDep, parcel_id: ParcelId
-) -> ParcelState:
-    handle = client.get_workflow_handle(workflow_id(parcel_id))
+async def parcel_state(
+    client: Client, settings: SettingsDep, parcel_id: str
+) -> tuple[ParcelState, RunStatus]:
+    """The parcel as its workflow knows it, and how its run stands (terminated...)."""
     timeout = settings.action_timeout_s
+    handle = client.get_workflow_handle(workflow_id(parcel_id))
+    described = await _describe(client, parcel_id, timeout)
+    if described is None:
+        raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
+    abnormal = _abnormal(described)
     try:
         query = handle.query(
-            "current", result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
+            STATE_QUERY, result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
         )
-        return await within(query, timeout, "the workflow engine or its worker")
+        state = await within(query, timeout, "the workflow engine or its worker")
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
+    return state, abnormal or state.status
 
 
 @router.get("/{parcel_id}", response_model=ParcelOut, responses=ERRORS)
 async def get_parcel(
-    _caller: Caller,
-    state: Annotated[ParcelState, Depends(current_state)],
+    parcel_id: ParcelId, _caller: Caller, client: TemporalDep, settings: SettingsDep
 ) -> ParcelOut:
-    """Where the parcel stands, what it waits for, and every decision with its citation."""
-    return ParcelOut.of(state)
+    """Where the parcel stands, who may do what now (`next_actions`, each with its `visit`),
+    every decision with its citation, every stage visit and action."""
+    state, run_status = await parcel_state(client, settings, parcel_id)
+    return ParcelOut.of(state, run_status)
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            if depth > limit:
-                return True
-            pending.extend((child, depth + 1) for child in item)
-    return False
+@router.get("/{parcel_id}/runs", response_model=RunsOut, responses=ERRORS)
+def parcel_runs(parcel_id: ParcelId, _caller: Caller, session: SessionDep) -> RunsOut:
+    """Every registration of the id (the registry's view), oldest first."""
+    rows = queries.runs_of(session, parcel_id=parcel_id)
+    if not rows:
+        raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
+    return RunsOut(
+        parcel_id=parcel_id,
+        runs=[
+            RunOut.model_validate({**ParcelSummary.of(r).model_dump(), "current": r.current})
+            for r in rows
+        ],
+    )
 
 
-async def _body(request: Request) -> tuple[Any, str | None]:
-    """The JSON body, or why it is not one (judged after authorisation, in the gate)."""
-    raw = await request.body()
-    if not raw:
-        return {}, None
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return None, body_problem(exc)
-    if not isinstance(payload, dict):
-        return None, "the body must be a JSON object"
-    if _deeper_than(payload, MAX_BODY_DEPTH):
-        return None, f"the JSON body is nested deeper than {MAX_BODY_DEPTH} levels"
-    return payload, None
+def _visit_header(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip().strip('"')
+    text = text.removeprefix("visit-")
+    if not text.isdigit() or int(text) < 1:
+        reason = 'If-Match names the step visit the action answers, e.g. If-Match: "3"'
+        raise ApiError(422, "InvalidRequest", reason, [{"field": "If-Match", "reason": reason}])
+    return int(text)
 
 
-@router.post(
-    "/{parcel_id}/actions/{action}",
-    response_model=ParcelOut,
-    responses=ERRORS,
-    openapi_extra={
-        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
-    },
-)
 async def act(
-    parcel_id: ParcelId,
+    *,
+    parcel_id: str,
     action: Action,
     request: Request,
-    caller: Caller,
-    client: TemporalDep,
+    caller: Actor,
+    client: Client,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> ParcelOut:
-    """Perform one step as the caller's role; the body is the action's JSON object.
-
-    Checked in this order: role and district (403), stage (409), body (422). A retried
-    request with the same Idempotency-Key is applied once and answered the same way.
-    """
-    payload, body_error = await _body(request)
-    handle = client.get_workflow_handle(workflow_id(parcel_id))
+    session: SessionDep,
+    store: StoreDep,
+    policy: PolicyDep,
+    idempotency_key: str | None,
+    if_match: str | None,
+) -> ActionOutcome:
+    """One action: prepared and signed here, judged and applied by the workflow."""
+    visit = _visit_header(if_match)
+    raw = await request.body()
     timeout = settings.action_timeout_s
+    wid = workflow_id(parcel_id)
+    if action in actions.SAMPLE_ACTIONS or action == Action.evaluation:
+        # Samples are stored before the workflow sees them: refuse out-of-role or
+        # out-of-step callers first, so nothing of theirs is stored.
+        state, run_status = await parcel_state(client, settings, parcel_id)
+        _admit(state.model_copy(update={"status": run_status}), caller, action, visit)
+    prepared = await asyncio.to_thread(
+        actions.request_for,
+        parcel_id=parcel_id,
+        action=action,
+        raw=raw,
+        caller=caller,
+        key=idempotency_key,
+        visit=visit,
+        session=session,
+        store=store,
+        policy=policy,
+    )
+    signed = actions.sign(request.app.state.ring, wid, action, prepared)
+    handle = client.get_workflow_handle(wid)
     try:
         update = handle.execute_update(
             action.value,
-            ActionRequest(actor=caller, payload=payload or {}, body_error=body_error),
-            id=update_id(action, caller, idempotency_key),
-            result_type=ParcelState,
+            signed,
+            id=actions.update_id(action, signed),
+            result_type=ActionOutcome,
             rpc_timeout=timedelta(seconds=timeout),
         )
-        state = await within(update, timeout, "the workflow engine or its worker")
+        return await within(update, timeout, "the workflow engine or its worker")
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == Refusal.already_applied:
+            return await _already_applied(client, settings, parcel_id, action, cause)
+        raise from_temporal(exc, f"parcel {parcel_id}") from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise from_temporal(exc, f"parcel {parcel_id}") from exc
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            await _refuse_closed(client, settings, parcel_id, caller, action, payload, body_error)
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            await _refuse_closed(client, settings, parcel_id, caller, action, visit)
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
-    except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
-        raise from_temporal(exc, f"parcel {parcel_id}") from exc
-    return ParcelOut.of(state)
 
 
-def update_id(action: Action, caller: Actor, key: str | None) -> str | None:
-    """Temporal applies an update id once and answers any repeat with the first outcome,
-    without running the validator again. The id names the caller too, so a key replayed
-    by someone else is a new request, judged (403) like any other."""
-    if not key:
-        return None
-    who = "\x1f".join((caller.role.value, caller.district or "", caller.subject, key))
-    return f"{action.value}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"
+def _admit(state: ParcelState, caller: Actor, action: Action, visit: int | None) -> None:
+    try:
+        admit(state, caller, action.value, visit)
+    except ApplicationError as refusal:
+        raise from_gate(refusal) from None
 
 
 async def _refuse_closed(
-    client: TemporalDep,
+    client: Client,
     settings: SettingsDep,
     parcel_id: str,
     caller: Actor,
     action: Action,
-    payload: Any,
-    body_error: str | None,
+    visit: int | None,
 ) -> None:
-    """A released parcel's workflow has completed and takes no updates (Temporal answers
-    NOT_FOUND): judge the request by the same gate on its final state, so the caller
-    gets 403 or 409 as on a running parcel. A parcel that never existed stays 404."""
-    state = await current_state(client, settings, parcel_id)
-    try:
-        check_action(state, True, caller, action.value, payload or {}, body_error)
-    except ApplicationError as refusal:
-        raise from_gate(refusal) from None
+    """A closed workflow takes no updates: judge the request by the same gate on its final
+    state, so the caller gets 403 or 409 as on a running parcel (404 if it never existed)."""
+    state, run_status = await parcel_state(client, settings, parcel_id)
+    _admit(state.model_copy(update={"status": run_status}), caller, action, visit)
+
+
+async def _already_applied(
+    client: Client, settings: SettingsDep, parcel_id: str, action: Action, cause: ApplicationError
+) -> ActionOutcome:
+    """A retry whose first application was in an earlier run (continue-as-new): the same
+    answer as a retry in the same run, built from the parcel as it stands."""
+    seq = int((cause.details[0] or [{}])[0].get("seq", 0)) if cause.details else 0
+    state, run_status = await parcel_state(client, settings, parcel_id)
+    entry = next((a for a in state.actions if a.seq == seq), None)
+    blocking = state.blocking()
+    return ActionOutcome(
+        parcel_id=parcel_id,
+        action=action,
+        seq=seq,
+        visit=entry.visit if entry else 0,
+        stage=state.stage,
+        step=blocking.step if blocking else None,
+        waiting_on=state.waiting_on(),
+        deadline=blocking.deadline if blocking else None,
+        status=run_status,
+    )
+
+
+def _action_route(action: Action) -> Callable[..., Awaitable[ActionOutcome]]:
+    async def route(
+        parcel_id: ParcelId,
+        request: Request,
+        caller: Caller,
+        client: TemporalDep,
+        settings: SettingsDep,
+        session: SessionDep,
+        store: StoreDep,
+        policy: PolicyDep,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        if_match: Annotated[str | None, Header(max_length=40)] = None,
+    ) -> ActionOutcome:
+        return await act(
+            parcel_id=parcel_id,
+            action=action,
+            request=request,
+            caller=caller,
+            client=client,
+            settings=settings,
+            session=session,
+            store=store,
+            policy=policy,
+            idempotency_key=idempotency_key,
+            if_match=if_match,
+        )
+
+    route.__name__ = f"act_{action.value}"
+    return route
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0]
+
+
+def _declare_actions() -> None:
+    """One operation per action, each with its body's schema, so a generated client gets
+    types; the body itself is parsed by api/actions.py (after the caller is authorised)."""
+    for action in Action:
+        model = ACTION_BODIES[action]
+        router.add_api_route(
+            f"/{{parcel_id}}/actions/{action.value}",
+            _action_route(action),
+            methods=["POST"],
+            response_model=ActionOutcome,
+            responses=error_responses(401, 403, 404, 409, 413, 415, 422, 429, 503),
+            summary=f"{action.value}: {_first_line(model.__doc__) or model.__name__}",
+            description=(
+                "Checked in this order: role, district and party (403), the parcel and the "
+                "step visit (409), the body (413, 422). `Idempotency-Key` applies a retry "
+                'once; `If-Match: "<visit>"` (or `visit` in the body) refuses a late or '
+                "early answer to another visit of the step (409)."
+            ),
+            operation_id=f"act_{action.value}",
+            openapi_extra={
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                        }
+                    },
+                }
+            },
+        )
+
+
+def action_schemas() -> dict[str, Any]:
+    """The action bodies' JSON schemas, for the OpenAPI document's components."""
+    models = [(m, "validation") for m in dict.fromkeys(ACTION_BODIES.values())]
+    _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    return schema.get("$defs", {})
+
+
+_declare_actions()

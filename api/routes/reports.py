@@ -13,16 +13,10 @@ from temporalio.service import RPCError
 from api.deps import Caller, SessionDep, SettingsDep, TemporalDep, require
 from api.errors import ApiError, from_temporal
 from api.schemas import error_responses
-from landflow import registry
-from landflow.contracts import (
-    BEIJING_DISTRICTS,
-    BEIJING_TIME,
-    CITY,
-    Actor,
-    AnnualReport,
-    ReportRequest,
-    Role,
-)
+from landflow.messages import REPORT_WORKFLOW, Actor
+from landflow.reports import AnnualReport, ReportRequest
+from landflow.vocabulary import BEIJING_TIME, CITY, Role, districts
+from registry import queries
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -38,8 +32,8 @@ class ReportRun(BaseModel):
 
 
 def _stored(session: SessionDep, year: int, scope: str) -> AnnualReport:
-    report = registry.get_report(session, year=year, scope=scope)
-    if report is None:
+    row = queries.get_report(session, year=year, scope=scope)
+    if row is None:
         due = "31 January of the next year" if scope == CITY else "31 December"
         raise ApiError(
             404,
@@ -47,7 +41,7 @@ def _stored(session: SessionDep, year: int, scope: str) -> AnnualReport:
             f"the {year} report for {scope} has not been produced yet (scheduled for {due}; "
             f"ops can POST /reports/{year}/run)",
         )
-    return report
+    return AnnualReport.model_validate(row.body)
 
 
 @router.get("/{year}", response_model=AnnualReport, responses=ERRORS)
@@ -61,12 +55,11 @@ def district_report(
     year: Year, district: District, _caller: Caller, session: SessionDep
 ) -> AnnualReport:
     """A district's report for the year (one of Beijing's 16 districts)."""
-    if district not in BEIJING_DISTRICTS:
+    if district not in districts():
         raise ApiError(
             404,
             "NotFound",
-            f"district {district!r} has no reports; "
-            f"reports exist for {' '.join(BEIJING_DISTRICTS)}",
+            f"district {district!r} has no reports; reports exist for {' '.join(districts())}",
         )
     return _stored(session, year, district)
 
@@ -96,11 +89,11 @@ async def run_reports(
             f"year {year} has not begun",
             [{"field": "year", "reason": f"must be {this_year} or earlier"}],
         )
-    request = ReportRequest(year=year, scopes=[*BEIJING_DISTRICTS, CITY])
+    request = ReportRequest(year=year, scopes=[*districts(), CITY])
     wid = f"report-{year}-run"
     try:
         await client.start_workflow(
-            "ReportWorkflow",
+            REPORT_WORKFLOW,
             request,
             id=wid,
             task_queue=settings.task_queue,

@@ -1,18 +1,52 @@
-"""Each bureau's inbox."""
+"""Each caller's inbox: the open tasks its role owes (in its district, for its party)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import Caller, SessionDep
-from api.schemas import ParcelPage, ParcelSummary
-from landflow import registry
+from api.routes.parcels import _paged
+from api.schemas import TaskOut, TaskPage, error_responses
+from landflow.vocabulary import Stage
+from registry import queries
 
 router = APIRouter(tags=["tasks"])
 
 
-@router.get("/tasks", response_model=ParcelPage)
-def my_tasks(caller: Caller, session: SessionDep) -> ParcelPage:
-    """Parcels waiting on the caller's role (and district), oldest deadline first."""
-    rows = registry.tasks_for(session, role=caller.role.value, district=caller.district)
-    return ParcelPage(parcels=[ParcelSummary.of(r) for r in rows], count=len(rows))
+@router.get("/tasks", response_model=TaskPage, responses=error_responses(401, 422))
+def my_tasks(
+    caller: Caller,
+    session: SessionDep,
+    stage: Stage | None = None,
+    district: Annotated[
+        str | None, Query(max_length=50, description="the parcel's district")
+    ] = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> TaskPage:
+    """Open tasks the caller owes on running parcels, oldest deadline first, with the
+    total, the counts per stage, and a cursor for the next page."""
+    scope = {"role": caller.role.value, "district": caller.district, "party": caller.party}
+    page = _paged(
+        lambda: queries.tasks_for(
+            session,
+            **scope,
+            stage=stage.value if stage else None,
+            in_district=district,
+            overdue=overdue,
+            limit=limit,
+            cursor=cursor,
+        )
+    )
+    now = datetime.now(UTC)
+    return TaskPage(
+        tasks=[TaskOut.of(task, parcel, now) for task, parcel in page.items],
+        count=len(page.items),
+        total=page.total,
+        next_cursor=page.next_cursor,
+        by_stage=queries.tasks_by_stage(session, **scope),
+    )

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install compose-tool run test lint format bench fuzz clean
+.PHONY: install compose-tool run stop test lint format bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,7 +21,11 @@ compose-tool:
 	  echo "docker-compose not installed: the compose file test will be skipped"
 
 run: install
-	$(PY) -m landflow.cli dev
+	$(PY) -m service.cli dev
+
+# Stop what an earlier `make run` left behind (its supervisord and children).
+stop: install
+	$(PY) -m service.cli stop
 
 test: install compose-tool
 	$(PY) -m pytest

@@ -1,7 +1,8 @@
-"""The `landflow` command: run the processes, and the auditors' tools.
+"""The `landflow` command: run the processes, rebuild the registry, the auditors' tools.
 
 Typer (on Click) gives typed options, `--help` on every command and shell completion
-without hand-written argument parsing.
+without hand-written argument parsing. Each command imports the stack it runs inside
+its body, so `landflow audit ...` does not load uvicorn and `landflow api` no worker.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from audit.cli import audit_app
 from landflow.settings import get_settings
 
 
@@ -35,13 +37,18 @@ class _Landflow(typer.Typer):
 
 
 app = _Landflow(help="landflow: land-use change approval on Temporal.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit", help="Export, replay, read and verify parcel histories.")
+registry_app = typer.Typer(
+    help="The registry: rebuild it from the engine, verify it.", no_args_is_help=True
+)
+app.add_typer(registry_app, name="registry")
 
 
 @app.command()
 def worker() -> None:
-    """Run a worker: the parcel workflow and its activities."""
-    from landflow.logs import setup_logging
-    from landflow.worker import run_worker
+    """Run a worker: the parcel workflows and their activities."""
+    from service.logs import setup_logging
+    from service.worker import run_worker
 
     setup_logging()
     asyncio.run(run_worker(get_settings()))
@@ -52,7 +59,7 @@ def api(host: str = "127.0.0.1", port: int | None = None) -> None:
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    from landflow.logs import setup_logging
+    from service.logs import setup_logging
 
     setup_logging()
     settings = get_settings()
@@ -62,14 +69,18 @@ def api(host: str = "127.0.0.1", port: int | None = None) -> None:
         host=host,
         port=port or settings.api_port,
         log_config=None,
+        # h11 reads headers up to this many bytes; the app answers 431 above
+        # LANDFLOW_MAX_HEADER_BYTES, instead of h11 resetting the connection.
+        http="h11",
+        h11_max_incomplete_event_size=1_048_576,
     )
 
 
 @app.command()
 def migrate() -> None:
     """Bring the registry database (LANDFLOW_DATABASE_URL) to the latest migration."""
-    from landflow.logs import setup_logging
-    from landflow.migrate import migrate as upgrade_head
+    from registry.migrate import migrate as upgrade_head
+    from service.logs import setup_logging
 
     setup_logging()
     upgrade_head(get_settings().database_url)
@@ -78,20 +89,40 @@ def migrate() -> None:
 @app.command()
 def dev() -> None:
     """What `make run` runs: dev server, worker, API and a demo parcel, supervised."""
-    from landflow.devrun import main
+    from service.devrun import main
 
-    main(get_settings())
-
-
-def _add_audit() -> None:
-    try:
-        from landflow.audit_cli import audit_app
-    except ImportError:  # the auditors' commands are optional until they land
-        return
-    app.add_typer(audit_app, name="audit", help="Export, replay and read parcel histories.")
+    raise typer.Exit(main(get_settings()))
 
 
-_add_audit()
+@app.command()
+def stop() -> None:
+    """Stop what an earlier `make run` left running (its supervisor and children)."""
+    from service.devrun import stop_leftovers
+
+    stopped = stop_leftovers(get_settings())
+    typer.echo(
+        f"stopped {len(stopped)} process(es): {stopped}" if stopped else "nothing was running"
+    )
+
+
+@registry_app.command("rebuild")
+def registry_rebuild(
+    wait: Annotated[bool, typer.Option(help="wait for the rebuild and print its summary")] = True,
+) -> None:
+    """Rebuild every registry row from the engine (through the worker: the registry is
+    written only by activities). Idempotent; hand edits are overwritten."""
+    from service.registry_cli import rebuild
+
+    raise typer.Exit(asyncio.run(rebuild(get_settings(), wait)))
+
+
+@registry_app.command("verify")
+def registry_verify() -> None:
+    """Print every registry row that disagrees with the engine; exit 1 if any does."""
+    from service.registry_cli import verify
+
+    raise typer.Exit(asyncio.run(verify(get_settings())))
+
 
 if __name__ == "__main__":
     app()

@@ -1,9 +1,12 @@
-"""`make run`: the embedded default, supervised.
+"""`make run`: the embedded default, supervised by supervisord (service/processes.py).
 
 Starts the Temporal dev server (persistent SQLite under LANDFLOW_DATA_DIR, search
-attributes registered), a worker and the API, restarts any of them that dies (and
-logs it), starts a demo parcel once, prints where to look, and stops everything it
-started on Ctrl-C. A second run finds the same parcels.
+attributes registered), a worker and the API; supervisord restarts any that dies or
+stops answering its health check. Children die with `make run` whatever ends it
+(Ctrl-C, closing the terminal, SIGTERM, even SIGKILL: parent-death signals); a
+leftover of an earlier run is named at start (`make stop` ends it). Then it starts the
+demo parcel once, ensures the schedules, and prints the URLs, the dev tokens and a
+sign-in link per role.
 """
 
 from __future__ import annotations
@@ -12,143 +15,56 @@ import json
 import logging
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from landflow import visibility
-from landflow.schedules import ensure_schedules_for_dev
 from landflow.settings import Settings
+from landflow.vocabulary import DISTRICT_ROLES, PARTY_ROLES, Role, districts
+from service import demo
+from service.processes import (
+    Health,
+    Program,
+    StaleProcesses,
+    Supervisor,
+    run_foreground,
+    stop_stale,
+)
+from service.schedules import ensure_schedules_for_dev
+from workflows import visibility
 
 log = logging.getLogger("landflow.run")
 BIN = Path(sys.executable).parent
-DEMO_PARCEL = {
-    "parcel_id": "DEMO-JH-001",
-    "name": "原北京焦化厂",
-    "district": "朝阳区",
-    "area_m2": 1_400_000,
-    "current_use": "industrial",
-    "industry": "coking",
-    "enterprise_closed": True,
-    "right_status": "recovered",
-    "planned_use": "residential",
-    "polluter": {"name": "北京焦化厂", "status": "exists", "is_former_right_holder": True},
-}
-DEV_ROLES = [
-    ("reserve_agency", None),
-    ("land_user", None),
-    ("district_government", "朝阳区"),
-    ("district_epb", "朝阳区"),
-    ("city_epb", None),
-    ("planning_land", None),
-    ("responsible_party", None),
-    ("third_party_evaluator", None),
-    ("auditor", None),
-    ("ops", None),
-    ("public", None),
-]
 
 
 def dev_tokens(path: Path) -> dict[str, dict[str, str]]:
-    """Write a token per role once; later runs reuse the same file."""
+    """A token per role, per district for district roles and per demo party for party
+    roles, written once; later runs reuse the file."""
     if not path.exists():
-        tokens = {}
-        for role, district in DEV_ROLES:
-            entry = {"role": role} | ({"district": district} if district else {})
-            tokens[f"dev-{role}-{secrets.token_urlsafe(12)}"] = entry
+        tokens: dict[str, dict[str, str]] = {}
+        for role in Role:
+            for entry in _entries(role):
+                tokens[f"dev-{role.value}-{secrets.token_urlsafe(12)}"] = entry
         path.write_text(json.dumps(tokens, ensure_ascii=False, indent=2), encoding="utf-8")
         path.chmod(0o600)
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_file: Path
-    process: subprocess.Popen | None = None
-    restarts: int = 0
-    started_at: float = field(default=0.0)
-    restart_at: float | None = None
-
-    def start(self) -> None:
-        out = self.log_file.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.started_at = time.monotonic()
-
-    def check(self) -> None:
-        """Restart a process that died; one that keeps dying right after start waits longer
-        each time. The wait is scheduled rather than slept, so Ctrl-C is never held up."""
-        if self.process is None or self.process.poll() is None:
-            return
-        now = time.monotonic()
-        if self.restart_at is None:
-            self.restarts += 1
-            delay = min(30, 2 ** min(self.restarts, 5)) if now - self.started_at < 5 else 0
-            self.restart_at = now + delay
-            log.warning(
-                "%s exited with code %s; restarting (restart %d, in %ds, log %s)",
-                self.name,
-                self.process.returncode,
-                self.restarts,
-                delay,
-                self.log_file,
-            )
-        if now >= self.restart_at:
-            self.restart_at = None
-            self.start()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+def _entries(role: Role) -> list[dict[str, str]]:
+    if role in DISTRICT_ROLES:
+        return [{"role": role.value, "district": d} for d in districts()]
+    if role in PARTY_ROLES:
+        return [
+            {"role": role.value, "party": party["id"], "party_name": party["name"]}
+            for party in demo.PARTIES.get(role, [])
+        ]
+    return [{"role": role.value}]
 
 
-def wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
-
-
-def start_demo(settings: Settings, token: str) -> str:
-    base = f"http://127.0.0.1:{settings.api_port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    response = httpx.post(
-        f"{base}/parcels",
-        json=DEMO_PARCEL,
-        timeout=30,
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    if response.status_code == 201:
-        return "started"
-    if response.status_code == 409:
-        return "already running"
-    return f"not started ({response.status_code}: {response.text})"
-
-
-def children(settings: Settings, env: dict[str, str]) -> list[Child]:
+def programs(settings: Settings, env: dict[str, str]) -> list[Program]:
     data = settings.data_dir
     server = [
         str(BIN / "temporal"),
@@ -169,68 +85,121 @@ def children(settings: Settings, env: dict[str, str]) -> list[Child]:
     ]
     for flag in visibility.cli_flags():
         server += ["--search-attribute", flag]
-    landflow = [sys.executable, "-m", "landflow.cli"]
+    landflow = [sys.executable, "-m", "service.cli"]
+    api_port = settings.api_port
     return [
-        Child("temporal", server, env, data / "temporal.log"),
-        Child("worker", [*landflow, "worker"], env, data / "worker.log"),
-        Child("api", [*landflow, "api", "--port", str(settings.api_port)], env, data / "api.log"),
+        Program(
+            "temporal",
+            server,
+            env=env,
+            health=Health("tcp", f"127.0.0.1:{settings.temporal_port}", every_s=5, failures=6),
+            startsecs=2,
+        ),
+        Program("worker", [*landflow, "worker"], env=env, startsecs=3),
+        Program(
+            "api",
+            [*landflow, "api", "--port", str(api_port)],
+            env=env,
+            health=Health("http", f"http://127.0.0.1:{api_port}/healthz", every_s=5, failures=3),
+            startsecs=2,
+        ),
     ]
 
 
-def main(settings: Settings) -> None:
+def state_dir(settings: Settings) -> Path:
+    return settings.data_dir / "supervisor"
+
+
+def stop_leftovers(settings: Settings) -> list[int]:
+    return stop_stale(state_dir(settings))
+
+
+def _environment(settings: Settings, tokens_file: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["LANDFLOW_DATA_DIR"] = str(settings.data_dir.resolve())
+    env["LANDFLOW_TOKENS_FILE"] = str(tokens_file.resolve())
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _banner(
+    settings: Settings, tokens_file: Path, tokens: dict[str, dict[str, str]], demo_state: str
+) -> str:
+    api = f"http://127.0.0.1:{settings.api_port}"
+    ui = f"{settings.ui_url}/namespaces/{settings.namespace}/workflows"
+    pid = demo.PARCEL["parcel_id"]
+    query = quote(f'ParcelId="{pid}"')
+    data = settings.data_dir
+    lines = [
+        "",
+        "landflow is running (Ctrl-C stops everything; `make stop` ends a leftover run).",
+        f"  Workbench : {api}/ui/inbox   (public register: {api}/ui/register)",
+        f"  API docs  : {api}/docs",
+        f"  Web UI    : {ui}",
+        f"  Demo      : parcel {pid} {demo_state}: {api}/ui/parcels/{pid}",
+        f"              in the Temporal Web UI: {ui}?query={query}",
+        f"  Data      : {data}/ (temporal.db, registry.db, documents/, supervisor/*.log)",
+        "  Commands  : source .venv/bin/activate && "
+        f"export TEMPORAL_ADDRESS={settings.temporal_address}",
+        f"  Tokens    : {tokens_file}; sign-in links:",
+    ]
+    for token, entry in tokens.items():
+        if entry.get("district") not in (None, demo.PARCEL["district"]):
+            continue  # every district has its tokens in the file; the demo's are shown
+        scope = entry.get("district") or entry.get("party_name") or ""
+        lines.append(f"    {entry['role']:<22} {scope:<14} {api}/ui/login?token={token}")
+    return "\n".join(lines)
+
+
+def main(settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s landflow-run %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["LANDFLOW_DATA_DIR"] = str(settings.data_dir)
     tokens_file = settings.tokens_file or settings.data_dir / "dev-tokens.json"
     tokens = (
         dev_tokens(tokens_file)
         if settings.tokens_file is None
-        else json.loads(tokens_file.read_text(encoding="utf-8"))
+        else json.loads(tokens_file.read_text("utf-8"))
     )
-    env["LANDFLOW_TOKENS_FILE"] = str(tokens_file)
-
-    procs = children(settings, env)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    env = _environment(settings, tokens_file)
+    supervisor = Supervisor(
+        programs(settings, env),
+        state_dir(settings),
+        ports=[settings.temporal_port, settings.ui_port, settings.api_port],
+    )
     try:
-        procs[0].start()
-        wait_for_port(settings.temporal_port)
-        for child in procs[1:]:
-            child.start()
-        wait_for_port(settings.api_port)
-        reserve = next(t for t, e in tokens.items() if e["role"] == "reserve_agency")
-        demo = start_demo(settings, reserve)
-        reports = ensure_schedules_for_dev(settings)
-        ui = f"http://127.0.0.1:{settings.ui_port}/namespaces/{settings.namespace}/workflows"
-        parcel_id = DEMO_PARCEL["parcel_id"]
-        demo_query = quote(f'ParcelId="{parcel_id}"')
-        demo_link = f"{ui}?query={demo_query}"
-        print(
-            f"""
-landflow is running (Ctrl-C stops everything).
-  API docs : http://127.0.0.1:{settings.api_port}/docs
-  Web UI   : {ui}
-  Demo     : parcel {DEMO_PARCEL["parcel_id"]} {demo}: {demo_link}
-  Data     : {settings.data_dir}/ (temporal.db, registry.db, *.log)
-  Reports  : {reports} (GET /reports/<year>/<district>)
-  Tokens   : {tokens_file}""",
-            flush=True,
-        )
-        for token, entry in tokens.items():
-            print(f"    {entry['role']:<22} {entry.get('district', ''):<6} {token}", flush=True)
-        while not stopping:
-            for child in procs:
-                child.check()
-            time.sleep(1)
-    finally:
-        for child in reversed(procs):
-            child.stop()
-        print("landflow stopped.", flush=True)
+        supervisor.start()
+    except StaleProcesses as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+
+    def ready() -> None:
+        supervisor.wait_running("temporal", timeout=90)
+        supervisor.wait_running("api", timeout=90)
+        supervisor.wait_running("worker", timeout=90)
+        demo_state = _start_demo(settings, tokens)
+        schedules = ensure_schedules_for_dev(settings)
+        print(_banner(settings, tokens_file, tokens, demo_state), flush=True)
+        print(f"  Schedules : {schedules}", flush=True)
+
+    return run_foreground(supervisor, on_ready=ready)
+
+
+def _start_demo(settings: Settings, tokens: dict[str, dict[str, str]]) -> str:
+    base = f"http://127.0.0.1:{settings.api_port}"
+    by_role = {
+        e["role"]: t
+        for t, e in tokens.items()
+        if e.get("district") in (None, demo.PARCEL["district"])
+    }
+    for _ in range(100):
+        try:
+            if httpx.get(f"{base}/readyz", timeout=3).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    try:
+        return demo.walk(base, by_role)
+    except httpx.HTTPError as exc:
+        return f"not started ({exc})"

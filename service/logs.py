@@ -15,7 +15,7 @@ from typing import TextIO
 from pythonjsonlogger.json import JsonFormatter
 from temporalio import activity, workflow
 
-PARCEL_WORKFLOW_PREFIX = "parcel-"  # landflow.temporal.workflow_id
+from landflow.messages import WORKFLOW_ID_PREFIX as PARCEL_WORKFLOW_PREFIX
 
 
 class TemporalIds(logging.Filter):

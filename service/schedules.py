@@ -1,9 +1,11 @@
-"""The annual-report schedules (BJ 四(二)), created or brought up to date at start-up.
+"""The schedules, created or brought up to date at start-up.
 
-Two schedules, both in Beijing time:
-- `<prefix>-districts`: 31 December 18:00, one workflow that writes a report for each of
-  Beijing's 16 districts for the current year (one activity per district);
-- `<prefix>-city`: 31 January 09:00, the city report for the previous year.
+- `landflow-report-districts`: 31 December 18:00 Beijing time, one workflow that writes
+  a report for each district for the current year (BJ 四(二); one activity per district);
+- `landflow-report-city`: 31 January 09:00, the city report for the previous year;
+- `landflow-registry-reconcile`: every 5 minutes, the registry rows of parcels whose run
+  ended abnormally in the last hour are brought in line with the engine (a terminated
+  parcel leaves the inboxes, although no activity of its own ran).
 Safe to call at every start: an existing schedule is updated to this definition,
 keeping whether ops paused it.
 """
@@ -21,6 +23,7 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
@@ -31,9 +34,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from landflow.contracts import BEIJING_DISTRICTS, CITY, ReportRequest
+from landflow.messages import REBUILD_WORKFLOW, REPORT_WORKFLOW, RebuildRequest
+from landflow.reports import ReportRequest
 from landflow.settings import Settings
-from landflow.temporal import connect
+from landflow.vocabulary import CITY, districts
+from workflows.client import connect
 
 log = logging.getLogger("landflow.schedules")
 
@@ -48,7 +53,7 @@ def _yearly(
     when = f"each {day} {'December' if month == 12 else 'January'} {hour:02d}:00 Beijing time"
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ReportWorkflow",
+            REPORT_WORKFLOW,
             request,
             id=schedule_id,  # the server appends the scheduled time
             task_queue=settings.task_queue,
@@ -72,12 +77,33 @@ def _yearly(
 
 def report_schedules(settings: Settings, prefix: str = PREFIX) -> dict[str, Schedule]:
     """Schedule id -> definition."""
-    districts = ReportRequest(scopes=list(BEIJING_DISTRICTS))
+    by_district = ReportRequest(scopes=list(districts()))
     city = ReportRequest(scopes=[CITY], years_back=1)
     return {
-        f"{prefix}-districts": _yearly(settings, f"{prefix}-districts", districts, 12, 31, 18),
+        f"{prefix}-districts": _yearly(settings, f"{prefix}-districts", by_district, 12, 31, 18),
         f"{prefix}-city": _yearly(settings, f"{prefix}-city", city, 1, 31, 9),
+        RECONCILE_ID: _reconcile(settings),
     }
+
+
+RECONCILE_ID = "landflow-registry-reconcile"
+RECONCILE_EVERY = timedelta(minutes=5)
+
+
+def _reconcile(settings: Settings) -> Schedule:
+    request = RebuildRequest(write=True, reason="periodic reconcile", closed_within_hours=1)
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            REBUILD_WORKFLOW,
+            request,
+            id=RECONCILE_ID,
+            task_queue=settings.task_queue,
+            static_summary="registry rows of parcels that ended abnormally in the last hour",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RECONCILE_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note="the registry follows terminated and failed parcels"),
+    )
 
 
 def _replacing_with(new: Schedule):

@@ -1,66 +1,54 @@
-"""The worker: the parcel workflow and its activities, with their dependencies built once."""
+"""The worker: the parcel workflows and their activities, with dependencies built once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-from typing import Any
+from collections.abc import Sequence
 
 import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.client import Client
-from temporalio.worker import (
-    ActivityInboundInterceptor,
-    ExecuteActivityInput,
-    Interceptor,
-    Worker,
-)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.worker import Interceptor, Worker
 
-from activities.deadlines import DeadlineActivities
+from activities.legacy import LegacyActivities
+from activities.notices import NoticeActivities
+from activities.rebuild import RebuildActivities
 from activities.registry import RegistryActivities
 from activities.report import ReportActivities
 from activities.rules import RulesActivities
-from landflow import registry
-from landflow.policy import load_policy
+from documents import open_store
+from landflow import signing, vocabulary
+from landflow.messages import (
+    PARCEL_WORKFLOWS,
+    REBUILD_WORKFLOW,
+    REBUILD_WORKFLOW_ID,
+    RebuildRequest,
+)
 from landflow.settings import Settings
-from landflow.temporal import connect, prometheus_runtime
+from registry import queries, writes
+from registry.engine import make_engine
+from registry.migrate import upgrade
 from rules import gb_standards
 from rules.engine import RulesEngine
+from rules.policy_file import load_policy
+from workflows.client import connect, prometheus_runtime
+from workflows.legacy.parcel import ParcelWorkflow as LegacyParcelWorkflow
 from workflows.parcel import ParcelWorkflow
+from workflows.rebuild import RegistryRebuildWorkflow
 from workflows.report import ReportWorkflow
 
 log = logging.getLogger("landflow.worker")
-# Test-only fault hook (tests/faults): every activity sleeps this long after doing its
-# work and before reporting back, so a test can SIGKILL the worker mid-activity.
-TEST_ACTIVITY_DELAY_ENV = "LANDFLOW_TEST_ACTIVITY_DELAY_S"
 
 
-class _SlowActivity(ActivityInboundInterceptor):
-    def __init__(self, next: ActivityInboundInterceptor, delay_s: float) -> None:
-        super().__init__(next)
-        self.delay_s = delay_s
-
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        result = await super().execute_activity(input)
-        await asyncio.sleep(self.delay_s)
-        return result
-
-
-class SlowActivities(Interceptor):
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-
-    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _SlowActivity(next, self.delay_s)
-
-
-def _test_interceptors() -> list[Interceptor]:
-    delay = float(os.environ.get(TEST_ACTIVITY_DELAY_ENV) or 0)
-    if delay > 0:
-        log.warning("test hook: every activity is delayed by %.1fs", delay)
-        return [SlowActivities(delay)]
-    return []
+def prepare_process(settings: Settings) -> None:
+    """What every process that runs workflow code or signs actions sets once."""
+    vocabulary.add_districts(settings.extra_districts)
+    signing.install(signing.KeyRing.from_secrets(settings.actor_key, settings.actor_keys_previous))
+    gb_standards.preload()
 
 
 def build_worker(
@@ -68,28 +56,75 @@ def build_worker(
     settings: Settings,
     http: httpx.AsyncClient | None = None,
     task_queue: str | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """Everything the workflow needs, checked at start-up: a bad rules or policy file stops here."""
-    gb_standards.preload()
+    """Everything the workflows need, checked at start-up: a bad rules or policy file, or
+    an unusable registry, stops here with a message naming it."""
+    prepare_process(settings)
     load_policy(settings.policy_file)
-    engine = registry.make_engine(settings.database_url)
-    registry.create_schema(engine)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
     rules = RulesEngine(settings.rules_dir)
-    deadlines = DeadlineActivities(settings.policy_file, engine, settings.webhook_url, http)
-    lists = RegistryActivities(engine)
+    store = open_store(
+        settings.documents_location, endpoint_url=settings.documents_endpoint or None
+    )
+    notices = NoticeActivities(settings.policy_file, engine, settings.webhook_url, http)
+    registry = RegistryActivities(engine)
+    legacy = LegacyActivities(rules, engine)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[ParcelWorkflow, ReportWorkflow],
+        workflows=[ParcelWorkflow, LegacyParcelWorkflow, ReportWorkflow, RegistryRebuildWorkflow],
         activities=[
-            RulesActivities(rules, engine).decide,
-            lists.sync_registry,
-            lists.change_lists,
-            deadlines.load_policy,
-            deadlines.notify_deadline,
+            RulesActivities(rules, engine, store).decide,
+            registry.project,
+            registry.change_list,
+            notices.load_policy,
+            notices.notify,
             ReportActivities(engine).build_report,
+            legacy.load_policy,
+            legacy.decide,
+            legacy.sync_registry,
+            legacy.change_lists,
+            legacy.notify_deadline,
+            RebuildActivities(client, engine, store).rebuild,
         ],
-        interceptors=_test_interceptors(),
+        interceptors=list(interceptors),
+    )
+
+
+async def registry_behind(client: Client, engine: Engine) -> str | None:
+    """Why the registry is known to be behind the engine, or None: a rebuild is due (a
+    migration said so), or it holds fewer registrations than visibility (a deleted or
+    restored database)."""
+    with Session(engine) as session:
+        status = queries.status(session, key="rebuild")
+        stored = queries.count_runs(session)
+    if status is not None and status.value in ("due", "running"):
+        return f"rebuild {status.value}: {status.detail}"
+    types = ", ".join(f'"{t}"' for t in PARCEL_WORKFLOWS)
+    query = f'WorkflowType IN ({types}) AND ExecutionStatus != "ContinuedAsNew"'
+    engine_count = (await client.count_workflows(query)).count
+    if engine_count > stored:
+        return f"the registry holds {stored} registrations, the engine {engine_count}"
+    return None
+
+
+async def ensure_registry_current(client: Client, engine: Engine, task_queue: str) -> None:
+    """At start-up: a registry behind the engine is marked so (`/readyz` says not ready)
+    and rebuilt by the rebuild workflow (one at a time)."""
+    reason = await registry_behind(client, engine)
+    if reason is None:
+        return
+    log.warning("registry behind the engine (%s): rebuilding", reason)
+    with Session(engine) as session:
+        writes.set_status(session, key="rebuild", value="due", detail=reason)
+    await client.start_workflow(
+        REBUILD_WORKFLOW,
+        RebuildRequest(write=True, reason=reason),
+        id=REBUILD_WORKFLOW_ID,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
 
 
@@ -103,6 +138,8 @@ async def run_worker(settings: Settings) -> None:
     async with httpx.AsyncClient() as http:
         worker = build_worker(client, settings, http)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+        engine = make_engine(settings.database_url)
+        await ensure_registry_current(client, engine, settings.task_queue)
         await run_until_signalled(worker)
 
 
@@ -122,7 +159,3 @@ async def run_until_signalled(worker: Worker) -> None:
         await worker.shutdown()
     stopping.cancel()
     await running
-
-
-if __name__ == "__main__":
-    asyncio.run(run_worker(Settings()))

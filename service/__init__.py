@@ -1,0 +1,1 @@
+"""The landflow service's processes: how they are started, run and supervised."""

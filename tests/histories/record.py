@@ -25,16 +25,16 @@ from pathlib import Path
 
 import httpx
 import yaml
+from landflow.contracts import ParcelState
+from landflow.temporal import workflow_id
+from landflow.worker import build_worker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from landflow import audit, visibility
-from landflow.contracts import ParcelState
 from landflow.settings import PACKAGE_DIR, Settings
-from landflow.temporal import workflow_id
-from landflow.worker import build_worker
 from tests.helpers import (
     REPORT,
     TRANSPORT,

@@ -214,7 +214,8 @@ def request_for(
     store: DocumentStore,
     policy: Policy,
 ) -> ActionRequest:
-    """The unsigned request; body problems ride along to be reported after auth."""
+    """The unsigned request; body problems ride along to be reported after auth. `size`
+    is what the history will hold of the body (the policy's per-action limit)."""
     size = len(raw)
     key_digest = idempotency_digest(caller, key)
     base: dict[str, Any] = {
@@ -233,6 +234,8 @@ def request_for(
         samples = None
         if action in SAMPLE_ACTIONS or action == Action.evaluation:
             samples = _samples(action, body, documents, store, policy)
+        # What the history will hold of the body (samples and citations lifted out).
+        base["size"] = len(canonical_json(body))
         return ActionRequest(body=body, documents=documents, samples=samples, **base)
     except BodyProblem as problem:
         return ActionRequest(body={}, body_error=str(problem), problems=problem.fields, **base)

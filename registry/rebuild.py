@@ -360,8 +360,10 @@ async def reconcile(
 def _settle(
     engine: Engine, store: DocumentStore | None, regs: list[Registration], write: bool
 ) -> list[str]:
+    """The differences found; with `write`, then repaired."""
     with Session(engine) as session:
+        found = [d for reg in regs for d in differences(session, reg)]
         if write:
             for reg in regs:
                 write_registration(session, reg, store)
-        return [d for reg in regs for d in differences(session, reg)]
+        return found

@@ -258,6 +258,7 @@ class Inbox:
         )
         return (
             due
+            and self.updates > 0  # a run that applied nothing yet would only start over
             and self._activities == 0
             and not self._pending.unsettled
             and not any(self._pending.fresh.values())

@@ -95,7 +95,11 @@ class ParcelWorkflow:
         )
         self.policy: Policy | None = start.policy
         self.journal = Journal(self.state.journal)
-        self._inbox: Inbox | None = None
+        # A continued run opens its inbox at once: an action may arrive for the carried
+        # open step before the procedure has fast-forwarded to it.
+        self._inbox: Inbox | None = (
+            Inbox(self.state, self.policy, self.journal, self) if self.policy else None
+        )
         self._searchable: dict[str, object] = (
             visibility.current_values(self.state) if start.carried else visibility.initial_values()
         )
@@ -586,7 +590,8 @@ class ParcelWorkflow:
         if start.carried is None:
             land_user = self.state.facts.get("land_user")
             self.state.parties.land_user = Party.model_validate(land_user) if land_user else None
-        self._inbox = Inbox(self.state, self.policy, self.journal, self)
+        if self._inbox is None:
+            self._inbox = Inbox(self.state, self.policy, self.journal, self)
         self.inbox.watch_side_tasks()
         if start.carried is None:
             await self.sync()

@@ -1,184 +1,135 @@
-"""Regenerate the golden histories in this directory.
+"""Record the golden histories of the law's chain (tests/histories/v2/).
 
-    .venv/bin/python -m tests.histories.record            # a throwaway dev server
-    .venv/bin/python -m tests.histories.record --address 127.0.0.1:7233
+    .venv/bin/python -m tests.histories.record
 
-Each lifecycle path is driven through the real API, worker and dev server, then its
-history is exported exactly as `landflow audit export` writes it. Re-record only on
-purpose: a golden history stands for parcels already running in production, and the
-workflow must keep replaying the old files (guard changes with `workflow.patched`).
-The monitoring step gets a 3-second deadline so the risk-control history holds a
-reminder, an escalation and an Overdue flag; every other step keeps the real policy.
+Each path is driven through the real API, worker and a throwaway dev server by the
+same scenarios the end-to-end tests run, then exported exactly as `landflow audit
+export` writes it. Re-record only on purpose: a golden history stands for parcels
+already running in production, and the workflow must keep replaying the committed files
+(guard changes with `workflow.patched`, or start a new workflow type; see the README).
+The first procedure's histories (tests/histories/legacy/) were recorded by the release
+that ran it and are kept as they are. The monitoring step gets a 3-second deadline so
+the risk-control history holds a reminder, an escalation and an Overdue flag.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-import yaml
-from landflow.contracts import ParcelState
-from landflow.temporal import workflow_id
-from landflow.worker import build_worker
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
-from landflow import audit, visibility
-from landflow.settings import PACKAGE_DIR, Settings
-from tests.helpers import (
-    REPORT,
-    TRANSPORT,
-    act,
-    chemical_facts,
-    clean_facts,
-    facts,
-    start,
-    write_tokens,
-)
+from service.worker import build_worker
+from tests.conftest import api_client, binary, make_settings
+from tests.e2e.api import test_lifecycle as paths
+from tests.e2e.record.conftest import policy_file
+from tests.helpers import ACCEPTED, act, start
+from workflows import visibility
+from workflows.history import fetch_history
 
-HERE = Path(__file__).resolve().parent
-SHORT_STEP = "monitoring"
-SHORT_DAYS = 3 / 86_400  # 3 s, reminded 1.5 s before
-
-Scenario = Callable[[httpx.AsyncClient, Client, str], Awaitable[None]]
+HERE = Path(__file__).resolve().parent / "v2"
+Scenario = Callable[[httpx.AsyncClient, str], Awaitable[None]]
 
 
-async def no_investigation_release(api: httpx.AsyncClient, _client: Client, pid: str) -> None:
-    await start(api, clean_facts(pid))
+async def risk_control_with_missed_deadline(api: httpx.AsyncClient, pid: str) -> None:
+    """Risk control whose yearly monitoring report comes late (reminded, escalated),
+    with a diffusion and the land user's isolation, ending in removal from the lists."""
+    await paths._to_risk_assessment(api, pid, paths.DIRTY_SAMPLES, **_held())
+    await paths._assess(
+        api,
+        pid,
+        "responsible_party",
+        acceptable=False,
+        targets=paths.TARGETS,
+        recommendation="risk_control",
+    )
+    await act(api, pid, "choose_path", {"path": "risk_control"}, "district_government")
+    await act(
+        api,
+        pid,
+        "control_measures",
+        {"control_zone": "东区", "signs_posted": True, "notice_published": True},
+        "district_government",
+    )
+    await asyncio.sleep(4)  # past the 3-second monitoring deadline: reminded and escalated
+    await act(api, pid, "monitoring_result", {"diffusion_found": True}, "responsible_party")
+    await act(api, pid, "isolation_measures", {"measures": "阻隔墙"}, "land_user")
+    await act(api, pid, "risk_control_completed", {}, "responsible_party")
+    await act(api, pid, "commission_evaluator", {"party": paths.EVALUATOR}, "responsible_party")
+    documents = await paths.cite(api, pid, "effect_evaluation_report", "third_party_evaluator")
+    outcome = await act(
+        api,
+        pid,
+        "evaluation",
+        {"met": True, "results": paths.MET_RESULTS, "documents": documents},
+        "third_party_evaluator",
+    )
+    if outcome["step"] == "spot_check":
+        await act(api, pid, "spot_check", {"result": "met"}, "city_epb")
+    await act(api, pid, "removal_application", {}, "land_user")
+    await act(api, pid, "removal_review", ACCEPTED, "city_epb")
+    await act(api, pid, "removal_review", ACCEPTED, "planning_land")
+    await act(api, pid, "release", {}, "planning_land")
+
+
+def _held() -> dict[str, object]:
+    from tests.helpers import LAND_USER
+
+    return {"investigator": "land_user", "right_status": "held", "land_user": LAND_USER}
+
+
+async def released_without_investigation(api: httpx.AsyncClient, pid: str) -> None:
+    await start(api, paths.clean_facts(pid))
     await act(api, pid, "release", {"notes": "商业用地维持原用途"}, "planning_land")
 
 
-async def full_remediation_loops(api: httpx.AsyncClient, _client: Client, pid: str) -> None:
-    """Returned filing, soil transport, a failed evaluation, then release."""
-    await start(api, facts(pid))
-    await act(
-        api, pid, "closure_screening", {"result": "suspected", "notes": "焦油残留"}, "district_epb"
-    )
-    await act(api, pid, "investigation_report", REPORT, "reserve_agency")
-    returned = {"decision": "returned", "reasons": "采样点位不足"}
-    await act(api, pid, "filing_review", returned, "city_epb")
-    await act(api, pid, "investigation_report", REPORT, "reserve_agency")
-    await act(api, pid, "filing_review", {"decision": "accepted"}, "city_epb")
-    await act(api, pid, "filing_review", {"decision": "accepted"}, "planning_land")
-    await act(api, pid, "choose_path", {"path": "remediation"}, "district_government")
-    plan = {"plan": "热脱附", "contractor": "北京建工环境修复"}
-    await act(api, pid, "remediation_plan", plan, "district_government")
-    await act(api, pid, "soil_transport", TRANSPORT, "district_government")
-    await act(api, pid, "works_completed", {"summary": "完工"}, "district_government")
-    failed = {"met": False, "evaluator": "某评估公司"}
-    await act(api, pid, "evaluation", failed, "third_party_evaluator")
-    await act(api, pid, "works_completed", {"summary": "补充修复"}, "district_government")
-    await act(
-        api, pid, "evaluation", {"met": True, "evaluator": "某评估公司"}, "third_party_evaluator"
-    )
-    await act(api, pid, "release", {}, "planning_land")
-
-
-async def risk_control_remediation(api: httpx.AsyncClient, client: Client, pid: str) -> None:
-    """Risk control, a missed monitoring deadline, diffusion and isolation, then remediation."""
-    await start(api, chemical_facts(pid))
-    await act(api, pid, "investigation_report", REPORT, "land_user")
-    await act(api, pid, "filing_review", {"decision": "accepted"}, "city_epb")
-    await act(api, pid, "filing_review", {"decision": "accepted"}, "planning_land")
-    await act(api, pid, "choose_path", {"path": "risk_control"}, "district_government")
-    zone = {"control_zone": "东区", "signs_posted": True, "notice_published": True}
-    await act(api, pid, "control_measures", zone, "district_government")
-    await _until_overdue(client, pid)
-    await act(api, pid, "monitoring_result", {"diffusion_found": True}, "district_government")
-    await act(api, pid, "isolation_measures", {"measures": "防渗隔离墙"}, "land_user")
-    await act(api, pid, "choose_path", {"path": "remediation"}, "district_government")
-    plan = {"plan": "原位化学氧化", "contractor": "某修复公司"}
-    await act(api, pid, "remediation_plan", plan, "responsible_party")
-    await act(api, pid, "works_completed", {"summary": "完工"}, "responsible_party")
-    await act(
-        api, pid, "evaluation", {"met": True, "evaluator": "某评估公司"}, "third_party_evaluator"
-    )
-    await act(api, pid, "release", {}, "planning_land")
-
-
-async def _until_overdue(client: Client, pid: str) -> None:
-    handle = client.get_workflow_handle(workflow_id(pid))
-    for _ in range(100):
-        state = await handle.query("current", result_type=ParcelState)
-        if state.overdue:
-            await asyncio.sleep(0.5)  # let the escalation activity finish
-            return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"{pid} never became overdue")
-
-
 SCENARIOS: dict[str, Scenario] = {
-    "no_investigation_release": no_investigation_release,
-    "full_remediation_loops": full_remediation_loops,
-    "risk_control_remediation": risk_control_remediation,
+    "no_investigation_release": released_without_investigation,
+    "full_remediation_chain": lambda api, pid: paths.test_full_remediation_chain_with_loops(
+        api, pid, api._transport.app.state.settings
+    ),  # type: ignore[attr-defined]
+    "determination_land_user": paths.test_undetermined_polluter_falls_to_the_land_user,
+    "risk_control_removal": risk_control_with_missed_deadline,
 }
 
 
-def _short_policy(path: Path) -> Path:
-    policy = yaml.safe_load((PACKAGE_DIR / "policy.yaml").read_text(encoding="utf-8"))
-    policy["steps"][SHORT_STEP].update(days=SHORT_DAYS, remind_days_before=SHORT_DAYS / 2)
-    path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
-    return path
-
-
-async def record(client: Client, tmp: Path, suffix: str) -> None:
-    settings = Settings(
-        data_dir=tmp,
-        database_url=f"sqlite:///{tmp / 'registry.db'}",
-        tokens_file=write_tokens(tmp / "tokens.json"),
-        task_queue=f"landflow-golden-{uuid.uuid4().hex[:8]}",
-        policy_file=_short_policy(tmp / "policy.yaml"),
-        action_timeout_s=15,
+async def record() -> None:
+    HERE.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="landflow-record-"))
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        search_attributes=list(visibility.ALL_KEYS),
+        data_converter=pydantic_data_converter,
     )
-    app = create_app(settings)
-    app.state.temporal = client
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        httpx.AsyncClient() as http,
-        build_worker(client, settings, http),
-        httpx.AsyncClient(transport=transport, base_url="http://landflow") as api,
-    ):
-        for name, scenario in SCENARIOS.items():
-            pid = f"golden-{name.replace('_', '-')}{suffix}"
-            await scenario(api, client, pid)
-            history = await audit.fetch_history(client, pid)
-            (HERE / f"{name}.json").write_bytes(history.canonical())
-            print(f"{name}.json: {len(history.events)} events, sha256 {history.sha256()}")
-
-
-async def main(address: str | None) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        if address:
-            client = await Client.connect(address, data_converter=pydantic_data_converter)
-            await record(client, Path(tmp), f"-{uuid.uuid4().hex[:6]}")
-            return
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=shutil.which(
-                "temporal", path=str(Path(sys.executable).parent)
-            ),
-            search_attributes=list(visibility.ALL_KEYS),
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
+    try:
+        short = policy_file(
+            tmp,
+            steps={
+                "monitoring": {
+                    "days": 3 / 86_400,
+                    "remind_days_before": 1.5 / 86_400,
+                    "escalate_to": "district_epb",
+                }
+            },
         )
-        try:
-            await record(env.client, Path(tmp), "")
-        finally:
-            await env.shutdown()
+        settings = make_settings(tmp, policy_file=short)
+        async with build_worker(env.client, settings), api_client(settings, env.client) as api:
+            for name, scenario in SCENARIOS.items():
+                pid = f"GOLD-{name.replace('_', '-')}-{uuid.uuid4().hex[:4]}"
+                await scenario(api, pid)
+                history = await fetch_history(env.client, pid)
+                (HERE / f"{name}.json").write_bytes(history.canonical())
+                print(f"{name}: {len(history.events)} events, sha256 {history.sha256()}")
+    finally:
+        await env.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", help="an existing dev server (host:port) to record on")
-    asyncio.run(main(parser.parse_args().address))
-    sys.stdout.flush()
-    os._exit(0)  # skip interpreter finalisation: the core bridge can crash there (sdk-python#300)
+    asyncio.run(record())

@@ -10,6 +10,7 @@ is reported.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -84,6 +85,7 @@ class TokenStore:
 
     def _set(self, entries: dict[str, TokenEntry]) -> None:
         self._entries = [(token.encode(), entry) for token, entry in entries.items()]
+        self._digests = [(digest(token).encode(), entry) for token, entry in entries.items()]
 
     def _file_stamp(self) -> tuple[float, int] | None:
         try:
@@ -124,3 +126,18 @@ class TokenStore:
             if hmac.compare_digest(known, presented):
                 found = entry
         return found.actor() if found else None
+
+    def actor_by_digest(self, token_digest: str) -> Actor | None:
+        """The actor of a token known only by its digest (a workbench session keeps the
+        digest, never the token; a revoked token ends the session)."""
+        self._maybe_reload()
+        presented = token_digest.encode()
+        found: TokenEntry | None = None
+        for known, entry in self._digests:
+            if hmac.compare_digest(known, presented):
+                found = entry
+        return found.actor() if found else None
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

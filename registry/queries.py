@@ -57,6 +57,23 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     return key
 
 
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _instant(value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise BadCursor("the cursor is not one this API gave out") from None
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadCursor("the cursor is not one this API gave out")
+    return value
+
+
 def list_parcels(
     session: Session,
     *,
@@ -126,11 +143,11 @@ def tasks_for(
     query = joined.where(*where)
     if cursor:
         deadline, row_id = decode_cursor(cursor, 2)
-        at = datetime.fromisoformat(str(deadline))
+        at, after = _instant(deadline), _integer(row_id)
         query = query.where(
             or_(
                 col(TaskRow.deadline) > at,
-                and_(col(TaskRow.deadline) == at, col(TaskRow.id) > int(row_id)),
+                and_(col(TaskRow.deadline) == at, col(TaskRow.id) > after),
             )
         )
     rows = list(session.exec(query.order_by(TaskRow.deadline, TaskRow.id).limit(limit + 1)))
@@ -186,9 +203,13 @@ def list_entries(
     if district is not None:
         where.append(ListEntryRow.district == district)
     if search:
-        pattern = f"%{search}%"
+        # literal text, case-insensitive on every database: % and _ are no wildcards here
+        pattern = "%" + _escape_like(search.lower()) + "%"
         where.append(
-            or_(col(ListEntryRow.name).like(pattern), col(ListEntryRow.parcel_id).like(pattern))
+            or_(
+                func.lower(ListEntryRow.name).like(pattern, escape="\\"),
+                func.lower(ListEntryRow.parcel_id).like(pattern, escape="\\"),
+            )
         )
     total = session.exec(select(func.count()).select_from(ListEntryRow).where(*where)).one()
     query = (
@@ -198,7 +219,7 @@ def list_entries(
     )
     if cursor:
         entered, run_id = decode_cursor(cursor, 2)
-        at = datetime.fromisoformat(str(entered))
+        at = _instant(entered)
         query = query.where(
             or_(
                 col(ListEntryRow.entered_at) > at,

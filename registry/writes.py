@@ -62,22 +62,28 @@ def apply_projection(
     """The parcel row and its inbox tasks; False when a newer projection is already there."""
     values = parcel_values(projection)
     run_id = projection.run_id
-    for _attempt in range(2):
+    changed = {k: v for k, v in values.items() if k != "started_at"}  # fixed at the first
+    while True:
         stmt = update(ParcelRow).where(col(ParcelRow.run_id) == run_id)
         if not force:
             stmt = stmt.where(col(ParcelRow.revision) < projection.revision)
-        changed = {k: v for k, v in values.items() if k != "started_at"}  # fixed at the first
-        if session.execute(stmt.values(**changed)).rowcount == 0:  # type: ignore[attr-defined]
-            if session.get(ParcelRow, run_id) is not None:
+        if session.execute(stmt.values(**changed)).rowcount:  # type: ignore[attr-defined]
+            break
+        existing = session.exec(
+            select(ParcelRow.revision).where(ParcelRow.run_id == run_id)
+        ).first()
+        if existing is not None:
+            if existing >= projection.revision:
                 session.rollback()
                 return False  # stale: a newer projection of this run was written
-            try:
-                session.add(ParcelRow(run_id=run_id, **values))
-                session.flush()
-            except IntegrityError:  # another writer inserted it meanwhile: try the update
-                session.rollback()
-                continue
-        break
+            session.rollback()
+            continue  # inserted by another writer, at a lower revision: update it
+        try:
+            session.add(ParcelRow(run_id=run_id, **values))
+            session.flush()
+            break
+        except IntegrityError:  # another writer inserted it meanwhile: compare again
+            session.rollback()
     session.execute(delete(TaskRow).where(col(TaskRow.run_id) == run_id))
     session.add_all(
         TaskRow(

@@ -50,6 +50,23 @@ _sids = itertools.count(1)  # session ids: unique within the process, cheaper th
 # each decision keeps its own session, deleted afterwards.
 DEFAULT_MARK = "decision_table"
 JSON_SCALARS = (str, int, float, bool, type(None))
+# A misspelt key (`detials:`) would silently drop what it says: refuse it.
+TABLE_KEYS = frozenset(
+    {
+        "rule",
+        "version",
+        "name",
+        "hit_policy",
+        "statement",
+        "citation",
+        "inputs",
+        "outcomes",
+        "rows",
+        "default",
+        "details",
+    }
+)
+ROW_KEYS = frozenset({"id", "when", "outcome", "citation", "because", "details", "law_over_plan"})
 
 
 class RulesFileError(ValueError):
@@ -126,6 +143,11 @@ def _row(
     where = f"{path.name}: {rule}"
     if not isinstance(raw, dict):
         raise RulesFileError(f"{where}: a row must be a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - ROW_KEYS)
+    if unknown:
+        raise RulesFileError(
+            f"{where}: row {raw.get('id')!r} has unknown keys {unknown}; known {sorted(ROW_KEYS)}"
+        )
     row_id = raw.get("id")
     if not isinstance(row_id, str) or not row_id.startswith(f"{rule}."):
         raise RulesFileError(f"{where}: row id {row_id!r} must start with '{rule}.'")
@@ -170,6 +192,11 @@ def load_table(path: Path) -> Table:
     for key in ("version", "name", "statement", "citation", "inputs", "outcomes", "default"):
         if key not in raw:
             raise RulesFileError(f"{path.name}: {rule}: '{key}' is missing")
+    unknown = sorted(set(raw) - TABLE_KEYS)
+    if unknown:
+        raise RulesFileError(
+            f"{path.name}: {rule}: unknown keys {unknown}; known {sorted(TABLE_KEYS)}"
+        )
     if not isinstance(raw["version"], int) or raw["version"] < 1:
         raise RulesFileError(f"{path.name}: {rule}: version must be a positive integer")
     if raw.get("hit_policy", "first") != "first":

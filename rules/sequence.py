@@ -54,7 +54,9 @@ def dry_run(
     """What the rules would decide for a parcel along its path through the procedure,
     point by point as the workflow meets them, as far as `context` supplies the steps'
     results (suspected_file, samples, determination, risk_assessment, transport,
-    evaluation). Decisions get ids `dry-run/<rule>/<n>`."""
+    evaluation) and no further than the parcel could go: no transport or evaluation for
+    a parcel that is never listed, nothing past an undetermined polluter. Decisions get
+    ids `dry-run/<rule>/<n>`; `POST /rules/evaluate` adds `context.include` on top."""
     made: list[Decision] = []
     counts: dict[str, int] = {}
 
@@ -81,23 +83,28 @@ def dry_run(
         farmland = {k: context[k] for k in ("ph", "farmland_type") if context.get(k) is not None}
         outcomes = point(RulePoint.investigation_report, samples=samples, **farmland)
     risk = outcomes.get("R5")
-    if risk in ("assessment_required", "control_or_remediation"):
-        outcomes = point(RulePoint.filing_accepted)
-        determination = context.get("determination")
-        if outcomes.get("R4") == "determination_required" and determination:
-            outcomes = point(RulePoint.determination, **determination)
-        assessment = context.get("risk_assessment")
-        if assessment is not None:
-            point(
-                RulePoint.risk_assessment_accepted,
-                risk_level=risk,
-                acceptable=bool(assessment.get("acceptable")),
-                recommendation=assessment.get("recommendation"),
-            )
+    if risk not in ("assessment_required", "control_or_remediation"):
+        return made  # released after the review: no assessment, transport or evaluation
+    outcomes = point(RulePoint.filing_accepted)
+    determination = context.get("determination")
+    if outcomes.get("R4") == "determination_required":
+        if not determination:
+            return made  # the parcel waits for the determination (Law 48)
+        outcomes = point(RulePoint.determination, **determination)
+    assessment = context.get("risk_assessment")
+    if assessment is None:
+        return made
+    outcomes = point(
+        RulePoint.risk_assessment_accepted,
+        risk_level=risk,
+        acceptable=bool(assessment.get("acceptable")),
+        recommendation=assessment.get("recommendation"),
+    )
+    if outcomes.get("R11") != "listed":
+        return made  # acceptable risk: released, never controlled or remediated
     if context.get("transport"):
         point(RulePoint.soil_transport, transport=context["transport"])
     if context.get("evaluation"):
-        assessment = context.get("risk_assessment") or {}
         point(
             RulePoint.evaluation,
             evaluation=context["evaluation"],

@@ -82,21 +82,21 @@ def report_schedules(settings: Settings, prefix: str = PREFIX) -> dict[str, Sche
     return {
         f"{prefix}-districts": _yearly(settings, f"{prefix}-districts", by_district, 12, 31, 18),
         f"{prefix}-city": _yearly(settings, f"{prefix}-city", city, 1, 31, 9),
-        RECONCILE_ID: _reconcile(settings),
+        f"{prefix.removesuffix('-report')}-registry-reconcile": _reconcile(settings, prefix),
     }
 
 
-RECONCILE_ID = "landflow-registry-reconcile"
+RECONCILE_ID = "landflow-registry-reconcile"  # with the default prefix
 RECONCILE_EVERY = timedelta(minutes=5)
 
 
-def _reconcile(settings: Settings) -> Schedule:
+def _reconcile(settings: Settings, prefix: str) -> Schedule:
     request = RebuildRequest(write=True, reason="periodic reconcile", closed_within_hours=1)
     return Schedule(
         action=ScheduleActionStartWorkflow(
             REBUILD_WORKFLOW,
             request,
-            id=RECONCILE_ID,
+            id=f"{prefix.removesuffix('-report')}-registry-reconcile",
             task_queue=settings.task_queue,
             static_summary="registry rows of parcels that ended abnormally in the last hour",
         ),

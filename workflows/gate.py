@@ -32,10 +32,6 @@ def reject(
     return ApplicationError(message, *extra, type=kind.value, non_retryable=True)
 
 
-def _invalid(message: str, field: str, reason: str) -> ApplicationError:
-    return reject(Refusal.invalid_body, message, [{"field": field, "reason": reason}])
-
-
 # --- who owes a step on this parcel ---------------------------------------------------
 
 
@@ -261,8 +257,11 @@ def check(
         raise reject(
             Refusal.invalid_body, f"invalid body for {action.value}", _field_errors(exc)
         ) from None
-    _check_citations(policy, action, request)
-    _check_business(state, policy, action, body, now)
+    problems = _citation_problems(policy, action, request)
+    problems += _business_problems(state, policy, action, body, now)
+    if problems:
+        listed = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
+        raise reject(Refusal.invalid_body, f"{action.value} refused: {listed}", problems)
     return Claim(action, task, index, answer, body)
 
 
@@ -283,18 +282,23 @@ def _check_budget(state: ParcelState, policy: Policy, size: int, history_bytes: 
         )
 
 
-def _check_citations(policy: Policy, action: Action, request: ActionRequest) -> None:
+def _citation_problems(
+    policy: Policy, action: Action, request: ActionRequest
+) -> list[dict[str, Any]]:
+    problems = []
     cited = {d.kind for d in request.documents}
     missing = [k.value for k in policy.required_documents(action) if k not in cited]
     if missing:
         reason = f"cite a document of kind {', '.join(missing)} (policy documents_required)"
-        raise _invalid(f"{action.value} must cite {', '.join(missing)}", "documents", reason)
+        problems.append({"field": "documents", "reason": reason})
     if action == Action.investigation_report and request.samples is None:
-        reason = "send samples or cite a lab_results document"
-        raise _invalid("the investigation report has no samples", "samples", reason)
+        problems.append(
+            {"field": "samples", "reason": "send samples or cite a lab_results document"}
+        )
     if request.samples is not None and request.samples.count > policy.max_samples:
         reason = f"at most {policy.max_samples} samples per report (policy max_samples)"
-        raise _invalid("too many samples", "samples", reason)
+        problems.append({"field": "samples", "reason": reason})
+    return problems
 
 
 def _unknown_items(field: str, items: list[Any]) -> list[dict[str, Any]]:
@@ -305,9 +309,9 @@ def _unknown_items(field: str, items: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _check_business(
+def _business_problems(
     state: ParcelState, policy: Policy, action: Action, body: Any, now: datetime
-) -> None:
+) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     if (
         action == Action.choose_path
@@ -343,9 +347,7 @@ def _check_business(
         problems.append(
             {"field": "ph", "reason": "required to classify farmland samples (GB 15618)"}
         )
-    if problems:
-        listed = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
-        raise reject(Refusal.invalid_body, f"{action.value} refused: {listed}", problems)
+    return problems
 
 
 def _transport_problems(

@@ -32,6 +32,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from landflow.facts import PARCEL_ID_PATTERN
 from landflow.messages import workflow_id
@@ -168,8 +169,12 @@ async def fetch_history(client: Client, parcel_id: str) -> ParcelHistory:
     came from, so a run is not missed while visibility lags behind a reset."""
     wid = workflow_id(parcel_id)
     pending = {(await client.get_workflow_handle(wid).describe()).run_id}
-    async for execution in client.list_workflows(f'WorkflowId = "{wid}"'):
-        pending.add(execution.run_id)
+    try:
+        async for execution in client.list_workflows(f'WorkflowId = "{wid}"'):
+            pending.add(execution.run_id)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:  # a server without visibility
+            raise
     runs: dict[str, list[HistoryEvent]] = {}
     while pending:
         run_id = pending.pop()

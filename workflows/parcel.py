@@ -588,8 +588,7 @@ class ParcelWorkflow:
                 LOAD_POLICY, PolicyRequest(parcel_id=self.state.parcel_id), "load the policy"
             )
         if start.carried is None:
-            land_user = self.state.facts.get("land_user")
-            self.state.parties.land_user = Party.model_validate(land_user) if land_user else None
+            self.state.parties.land_user = _right_holder(self.state.facts)
         if self._inbox is None:
             self._inbox = Inbox(self.state, self.policy, self.journal, self)
         self.inbox.watch_side_tasks()
@@ -638,6 +637,16 @@ class ParcelWorkflow:
     @workflow.query(name=STATE_QUERY)
     def current_state(self) -> ParcelState:
         return self.state
+
+
+def _right_holder(facts: dict[str, Any]) -> Party | None:
+    """The land user bound at intake: the one registered, or after a transfer the
+    transferee, who now holds the land-use right."""
+    holder = facts.get("land_user")
+    if holder is None and facts.get("right_status") == "transferred":
+        transferee = facts.get("transferee") or {}
+        holder = {"id": transferee.get("id"), "name": transferee.get("name")}
+    return Party.model_validate(holder) if holder and holder.get("id") else None
 
 
 def _documents(answer: Answered) -> list[str]:

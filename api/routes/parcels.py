@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from sqlmodel import Session
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
@@ -33,6 +34,7 @@ from api.schemas import (
     RunsOut,
     error_responses,
 )
+from documents.store import DocumentStore
 from landflow.bodies import ACTION_BODIES
 from landflow.facts import PARCEL_ID_PATTERN, ParcelFacts
 from landflow.messages import (
@@ -47,6 +49,9 @@ from landflow.messages import (
     StartedView,
     workflow_id,
 )
+from landflow.policy import Policy
+from landflow.settings import Settings
+from landflow.signing import KeyRing
 from landflow.state import ParcelState, RunStatus
 from landflow.vocabulary import Action, Role, Stage
 from registry import queries
@@ -296,7 +301,7 @@ def parcel_runs(parcel_id: ParcelId, _caller: Caller, session: SessionDep) -> Ru
     )
 
 
-def _visit_header(value: str | None) -> int | None:
+def visit_header(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip().strip('"')
@@ -311,19 +316,19 @@ async def act(
     *,
     parcel_id: str,
     action: Action,
-    request: Request,
+    raw: bytes,
     caller: Actor,
     client: Client,
-    settings: SettingsDep,
-    session: SessionDep,
-    store: StoreDep,
-    policy: PolicyDep,
+    settings: Settings,
+    session: Session,
+    store: DocumentStore,
+    policy: Policy,
+    ring: KeyRing,
     idempotency_key: str | None,
-    if_match: str | None,
+    visit: int | None,
 ) -> ActionOutcome:
-    """One action: prepared and signed here, judged and applied by the workflow."""
-    visit = _visit_header(if_match)
-    raw = await request.body()
+    """One action: prepared and signed here, judged and applied by the workflow. The API
+    route and the workbench's forms both come through here."""
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
     if action in actions.SAMPLE_ACTIONS or action == Action.evaluation:
@@ -343,7 +348,7 @@ async def act(
         store=store,
         policy=policy,
     )
-    signed = actions.sign(request.app.state.ring, wid, action, prepared)
+    signed = actions.sign(ring, wid, action, prepared)
     handle = client.get_workflow_handle(wid)
     try:
         update = handle.execute_update(
@@ -426,15 +431,16 @@ def _action_route(action: Action) -> Callable[..., Awaitable[ActionOutcome]]:
         return await act(
             parcel_id=parcel_id,
             action=action,
-            request=request,
+            raw=await request.body(),
             caller=caller,
             client=client,
             settings=settings,
             session=session,
             store=store,
             policy=policy,
+            ring=request.app.state.ring,
             idempotency_key=idempotency_key,
-            if_match=if_match,
+            visit=visit_header(if_match),
         )
 
     route.__name__ = f"act_{action.value}"

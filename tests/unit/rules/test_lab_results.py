@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -498,12 +497,7 @@ def test_templates_are_current() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_5000_rows_well_under_a_second(tmp_path: Path, kind: str) -> None:
-    """Best of three, so that a busy machine does not fail it (typically 0.05-0.3 s)."""
+def test_5000_rows_parse_whole(tmp_path: Path, kind: str) -> None:
+    """How fast is a benchmark row (bench/lab_results_bench.py), not a timed test."""
     data = encode(kind, tmp_path, [HEADER, *lab_file(5000)])
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        assert len(parse_lab_results(data)) == 5000
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 1.0
+    assert len(parse_lab_results(data)) == 5000

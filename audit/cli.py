@@ -18,8 +18,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from audit import render
 from audit import replay as replaying
 from audit import trail as trails
+from audit.verify import verify
+from documents import open_store
 from landflow.messages import PARCEL_WORKFLOWS
 from landflow.settings import get_settings
+from registry.rebuild import parcel_ids
 from workflows import history as audit_history
 from workflows.client import connect
 
@@ -176,3 +179,37 @@ def trail(
         typer.echo(built.model_dump_json(indent=2))
     else:
         typer.echo(render.render_text(built), nl=False)
+
+
+@audit_app.command("verify")
+def verify_documents(
+    parcel: Annotated[str | None, typer.Option("--parcel", help="The parcel id.")] = None,
+    all_parcels: Annotated[bool, typer.Option("--all", help="Every parcel on the server.")] = False,
+    file: FileOption = None,
+) -> None:
+    """Re-hash every document the history cites; name any that is missing or changed.
+    Exit 0 when all are as reviewed, 1 otherwise."""
+    if sum(bool(x) for x in (parcel, all_parcels, file)) != 1:
+        raise typer.BadParameter("give one of --parcel ID, --all or --file FILE")
+    settings = get_settings()
+    store = open_store(
+        settings.documents_location, endpoint_url=settings.documents_endpoint or None
+    )
+
+    async def histories() -> list[audit_history.ParcelHistory]:
+        if file is not None:
+            return [_load(file)]
+        client = await _client()
+        ids = [parcel] if parcel else await parcel_ids(client)
+        return [await audit_history.fetch_history(client, p) for p in ids if p]
+
+    checked, problems = 0, 0
+    for history in asyncio.run(histories()):
+        count, findings = verify(history, store)
+        checked += count
+        for finding in findings:
+            problems += 1
+            typer.echo(f"{history.workflow_id()}: {finding}")
+    typer.echo(f"{checked} cited documents checked, {problems} missing or changed")
+    if problems:
+        raise typer.Exit(1)

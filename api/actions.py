@@ -213,9 +213,12 @@ def request_for(
     session: Session,
     store: DocumentStore,
     policy: Policy,
+    lift: bool = True,
 ) -> ActionRequest:
     """The unsigned request; body problems ride along to be reported after auth. `size`
-    is what the history will hold of the body (the policy's per-action limit)."""
+    is what the history will hold of the body (the policy's per-action limit). A parcel
+    of the first procedure takes its body as it always did (`lift=False`): samples
+    inline, no documents."""
     size = len(raw)
     key_digest = idempotency_digest(caller, key)
     base: dict[str, Any] = {
@@ -230,6 +233,8 @@ def request_for(
         if "visit" in body:
             visit = _visit(body.pop("visit"), visit)
             base["visit"] = visit
+        if not lift:
+            return ActionRequest(body=body, **base)
         documents = cite(session, parcel_id, body.pop("documents", []))
         samples = None
         if action in SAMPLE_ACTIONS or action == Action.evaluation:

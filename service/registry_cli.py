@@ -24,11 +24,12 @@ async def rebuild(settings: Settings, wait: bool) -> int:
         id=REBUILD_WORKFLOW_ID,
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=RebuildSummary,
     )
     typer.echo(f"rebuild running as workflow {REBUILD_WORKFLOW_ID} (a worker does the writing)")
     if not wait:
         return 0
-    summary = await handle.result(result_type=RebuildSummary)
+    summary = await handle.result()
     typer.echo(
         f"rebuilt {summary.registrations} registrations of {summary.parcels} parcels; "
         f"{summary.differences} rows differed before, {summary.unknown_runs} unknown runs removed"

@@ -38,6 +38,7 @@ from documents.store import DocumentStore
 from landflow.bodies import ACTION_BODIES
 from landflow.facts import PARCEL_ID_PATTERN, ParcelFacts
 from landflow.messages import (
+    LEGACY_PARCEL_WORKFLOW,
     PARCEL_WORKFLOW,
     STARTED_UPDATE,
     STATE_QUERY,
@@ -331,7 +332,9 @@ async def act(
     route and the workbench's forms both come through here."""
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
-    if action in actions.SAMPLE_ACTIONS or action == Action.evaluation:
+    registered = queries.current_run(session, parcel_id=parcel_id)
+    legacy = registered is not None and registered.procedure == LEGACY_PARCEL_WORKFLOW
+    if not legacy and (action in actions.SAMPLE_ACTIONS or action == Action.evaluation):
         # Samples are stored before the workflow sees them: refuse out-of-role or
         # out-of-step callers first, so nothing of theirs is stored.
         state, run_status = await parcel_state(client, settings, parcel_id)
@@ -347,6 +350,7 @@ async def act(
         session=session,
         store=store,
         policy=policy,
+        lift=not legacy,
     )
     signed = actions.sign(ring, wid, action, prepared)
     handle = client.get_workflow_handle(wid)

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 
+from api import actions
 from api.deps import PolicyDep, RulesDep, SessionDep, SettingsDep, StoreDep, get_temporal
 from api.errors import ApiError
 from api.routes import audit as audit_routes
@@ -934,12 +935,22 @@ async def act_form(
     state, run_status = await _parcel(request, settings, parcel_id)
     texts = _texts(form)
     visit = _visit(texts.get("visit"))
+    idempotency_key = (texts.get("idempotency_key") or "").strip()[:200] or None
+    used = actions.idempotency_digest(who.actor, idempotency_key)
+    if used in state.keys:  # a second click after the first was applied: its outcome
+        return _applied(parcel_id, chosen, state.keys[used].seq)
     _admit(state.model_copy(update={"status": run_status}), who.actor, chosen, visit)
     spec = forms.action_form(chosen, policy)
     values = forms.compact(spec, texts)
     key = (chosen.value, visit or 0)
 
-    def again(placed: forms.Placed, checked: set[str], status: int, **extra: Any) -> Response:
+    def again(
+        placed: forms.Placed,
+        checked: set[str],
+        status: int,
+        notice: str | None = None,
+        **extra: Any,
+    ) -> Response:
         shown = {key: FormState(values=values, placed=placed, checked=checked, **extra)}
         return _parcel_page(
             request,
@@ -952,6 +963,7 @@ async def act_form(
             settings=settings,
             shown=shown,
             status=status,
+            notice=notice,
         )
 
     adding = texts.get("_add")
@@ -965,7 +977,6 @@ async def act_form(
     body = forms.body_from_form(spec, values)
     if spec.cites:
         body["documents"] = cited
-    idempotency_key = (texts.get("idempotency_key") or "").strip()[:200] or None
     try:
         outcome = await act(
             parcel_id=parcel_id,
@@ -984,13 +995,20 @@ async def act_form(
     except ApiError as error:
         if error.status not in (409, 413, 422):
             raise
-        problems = error.fields or [{"field": "body", "reason": error.message}]
         state, run_status = await _parcel(request, settings, parcel_id)
+        if used in state.keys:  # applied meanwhile (a concurrent click, a retried sample action)
+            return _applied(parcel_id, chosen, state.keys[used].seq)
+        if error.status == 409:  # the step moved on: the page as it is now, and why
+            return again(forms.Placed(), checked, 409, notice=error.message)
+        problems = error.fields or [{"field": "body", "reason": error.message}]
         return again(forms.place(spec, values, problems), checked, error.status)
-    return RedirectResponse(
-        f"/ui/parcels/{parcel_id}?{urlencode({'done': chosen.value, 'seq': outcome.seq})}",
-        status_code=303,
-    )
+    return _applied(parcel_id, chosen, outcome.seq)
+
+
+def _applied(parcel_id: str, action: Action, seq: int) -> Response:
+    """Post/redirect/get: the parcel page, saying what was done."""
+    query = urlencode({"done": action.value, "seq": seq})
+    return RedirectResponse(f"/ui/parcels/{parcel_id}?{query}", status_code=303)
 
 
 @router.get("/parcels/{parcel_id}/documents/{doc_id}")

@@ -213,11 +213,19 @@ class ActionRequest(BaseModel):
     # Set by the API when the body was not a JSON object; reported after the role and
     # stage checks, so an actor out of role learns nothing about the body.
     body_error: str | None = None
+    body: dict[str, Any] | None = None  # today's API sends the body under this name
     visit: int | None = None
     key: str | None = None
     size: int = 0
     issued_at: datetime | None = None
     signature: str = ""
+
+
+    @model_validator(mode="after")
+    def _body_is_the_payload(self) -> ActionRequest:
+        if self.body is not None and not self.payload:
+            self.payload = self.body
+        return self
 
 
 class ClosureScreening(Strict):

@@ -12,6 +12,7 @@ from pathlib import Path
 from landflow import state as current
 from landflow.decisions import DecisionBrief
 from landflow.messages import LEGACY_PARCEL_WORKFLOW, sha256_json
+from landflow.procedure import Owner
 from landflow.vocabulary import DISTRICT_ROLES, Action, Role, Stage, Step
 from workflows.legacy import contracts as legacy
 from workflows.legacy.gate import STEP_ACTIONS
@@ -32,9 +33,19 @@ def current_step(step: legacy.Step) -> Step:
     return Step(step.value)
 
 
+OWNER_OF = {
+    Role.responsible_party: Owner.responsible,
+    Role.third_party_evaluator: Owner.evaluator,
+}
+
+
 def _assignee(role: legacy.Role, district: str) -> current.Assignee:
     mapped = Role(role.value)
-    return current.Assignee(role=mapped, district=district if mapped in DISTRICT_ROLES else None)
+    return current.Assignee(
+        owner=OWNER_OF.get(mapped, Owner(mapped.value)),
+        role=mapped,
+        district=district if mapped in DISTRICT_ROLES else None,
+    )
 
 
 def _task(state: legacy.ParcelState, visit: int, busy: bool) -> list[current.Task]:

@@ -19,7 +19,7 @@ from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
     from landflow import signing
-    from landflow import state as current
+    from landflow import state as current_shape
     from landflow.messages import (
         LEGACY_PARCEL_WORKFLOW,
         LEGACY_STATE_QUERY,
@@ -313,7 +313,7 @@ class ParcelWorkflow:
     def validate_act(self, name: str, args: Sequence[RawValue]) -> None:
         request = self._request(args)
         signed = SignedRequest(
-            actor=request.actor,
+            actor=request.actor.model_dump(),
             body=request.payload,
             body_error=request.body_error,
             visit=request.visit,
@@ -343,7 +343,7 @@ class ParcelWorkflow:
         return self.state
 
     @workflow.query(name=STATE_QUERY)
-    def current_state(self) -> current.ParcelState:
+    def current_state(self) -> current_shape.ParcelState:
         """The parcel in the shape of the current procedure, for the API and the registry."""
         return names.as_current_state(
             self.state, self._visits, self._busy, workflow.info().first_execution_run_id

@@ -20,7 +20,7 @@ from workflows.legacy.convert import list_changes_of, notice_of, projection_of, 
 
 
 def legacy_run_id() -> str:
-    return activity.info().workflow_run_id
+    return activity.info().workflow_run_id or ""
 
 
 class LegacyActivities:

@@ -82,7 +82,7 @@ def _safe_utilisation(
     evaluations = session.exec(
         select(DecisionRow)
         .where(DecisionRow.rule == "R8", col(DecisionRow.run_id).in_(list(released)))
-        .order_by(DecisionRow.evaluated_at, DecisionRow.decision_id)
+        .order_by(col(DecisionRow.evaluated_at), col(DecisionRow.decision_id))
     )
     last_before_release: dict[str, str] = {}
     for decision in evaluations:

@@ -192,7 +192,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
-        return _respond(from_http(exc), exc.headers)
+        return _respond(from_http(exc), dict(exc.headers) if exc.headers else None)
 
     app.add_middleware(ContainErrors)
 

@@ -4,6 +4,7 @@ the workflow's state."""
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -182,7 +183,7 @@ class ListEntryOut(ListEntryBase):
 
 class PublicList(Paged):
     list: str
-    entries: list[ListEntryOut]
+    entries: builtins.list[ListEntryOut]
 
 
 class SupplyCheck(BaseModel):

@@ -178,14 +178,14 @@ class _TrailBuilder:
 
     def feed(self, position: int, run: int, event: HistoryEvent) -> None:
         kind = event.WhichOneof("attributes")
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler is not None:
+        handler = getattr(self, f"_on_{kind}", None) if kind else None
+        if handler is not None and kind:
             handler(position, run, event, getattr(event, kind))
         if event.event_type in _CLOSED and self.runs:
             self.runs[-1].status = _CLOSED[event.event_type]
             self.runs[-1].closed_at = at(event)
 
-    def _on_workflow_execution_started_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_workflow_execution_started_event_attributes(self, pos, run, event, attrs) -> None:
         value = _dict(decode(attrs.input))
         if not self.facts:
             self.facts = start_facts(event)
@@ -204,27 +204,27 @@ class _TrailBuilder:
         self.search = {}
         self._search_attributes(pos, run, event, attrs.search_attributes.indexed_fields)
 
-    def _on_workflow_execution_completed_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_workflow_execution_completed_event_attributes(self, pos, run, event, attrs) -> None:
         self._keep_visits(pos, _dict(decode(attrs.result)))
 
     def _on_workflow_execution_continued_as_new_event_attributes(
         self, pos, run, event, attrs
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self._keep_visits(pos, _dict(_dict(decode(attrs.input)).get("carried")))
 
-    def _on_workflow_task_failed_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_workflow_task_failed_event_attributes(self, pos, run, event, attrs) -> None:
         if attrs.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW:
             self.runs[-1].run_id, self.runs[-1].started_at = attrs.new_run_id, at(event)
 
     def _on_workflow_execution_update_admitted_event_attributes(
         self, pos, run, event, attrs
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         # Reapplied after a reset: the acceptance that follows refers back to this request.
         self.admitted[attrs.request.meta.update_id] = attrs.request
 
     def _on_workflow_execution_update_accepted_event_attributes(
         self, pos, run, event, attrs
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         request = attrs.accepted_request
         if not request.input.name:
             request = self.admitted.get(attrs.protocol_instance_id, request)
@@ -252,7 +252,7 @@ class _TrailBuilder:
 
     def _on_workflow_execution_update_completed_event_attributes(
         self, pos, run, event, attrs
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         entry = self.actions.get(attrs.meta.update_id)
         if attrs.outcome.HasField("failure"):
             if entry is not None:
@@ -267,7 +267,7 @@ class _TrailBuilder:
             entry.stage_after = outcome.get("stage")
             entry.waiting_on_after = ", ".join(waiting) if isinstance(waiting, list) else waiting
 
-    def _on_activity_task_scheduled_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_activity_task_scheduled_event_attributes(self, pos, run, event, attrs) -> None:
         name, value = attrs.activity_type.name, _dict(decode(attrs.input))
         common = {"event_id": event.event_id, "run": run, "at": at(event)}
         if name in _DECIDE:
@@ -302,12 +302,13 @@ class _TrailBuilder:
                 )
             )
 
-    def _on_activity_task_completed_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_activity_task_completed_event_attributes(self, pos, run, event, attrs) -> None:
         entries = self.decisions.get((run, attrs.scheduled_event_id))
         result = _dict(decode(attrs.result))
         if entries is None or not result:
             return
-        made = result.get("decisions") if isinstance(result.get("decisions"), list) else [result]
+        listed = result.get("decisions")
+        made: list[Any] = listed if isinstance(listed, list) else [result]
         template = entries[0]
         entries[:] = [self._decision(template, _dict(d), at(event)) for d in made]
 
@@ -336,15 +337,15 @@ class _TrailBuilder:
         for entry in self.decisions.get((run, attrs.scheduled_event_id), []):
             entry.status, entry.at = status, at(event)
 
-    def _on_activity_task_failed_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_activity_task_failed_event_attributes(self, pos, run, event, attrs) -> None:
         self._activity_failed(run, event, attrs, "failed")
 
-    def _on_activity_task_timed_out_event_attributes(self, pos, run, event, attrs) -> None:  # type: ignore[no-untyped-def]
+    def _on_activity_task_timed_out_event_attributes(self, pos, run, event, attrs) -> None:
         self._activity_failed(run, event, attrs, "timed_out")
 
     def _on_upsert_workflow_search_attributes_event_attributes(
         self, pos, run, event, attrs
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self._search_attributes(pos, run, event, attrs.search_attributes.indexed_fields)
 
     def _search_attributes(self, pos: int, run: int, event: HistoryEvent, fields: Any) -> None:

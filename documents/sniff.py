@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterable
 from typing import BinaryIO
 
-import filetype  # type: ignore[import-untyped]
+import filetype
 
 from documents.names import split_extension
 

@@ -86,7 +86,7 @@ def list_parcels(
     cursor: str | None = None,
 ) -> Page[ParcelRow]:
     """Current registrations, by parcel id."""
-    where = [col(ParcelRow.current).is_(True)]
+    where: list[Any] = [col(ParcelRow.current).is_(True)]
     if stage is not None:
         where.append(ParcelRow.stage == stage)
     if district is not None:
@@ -102,7 +102,7 @@ def list_parcels(
     if cursor:
         (after,) = decode_cursor(cursor, 1)
         query = query.where(col(ParcelRow.parcel_id) > str(after))
-    rows = list(session.exec(query.order_by(ParcelRow.parcel_id).limit(limit + 1)))
+    rows = list(session.exec(query.order_by(col(ParcelRow.parcel_id)).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, total, encode_cursor([rows[-1].parcel_id]) if more else None)
@@ -122,7 +122,11 @@ def tasks_for(
 ) -> Page[tuple[TaskRow, ParcelRow]]:
     """A caller's inbox: open tasks owed by its role (in its district, for its party) on
     running parcels, oldest deadline first."""
-    where = [TaskRow.role == role, ParcelRow.status == "running", col(ParcelRow.current).is_(True)]
+    where: list[Any] = [
+        TaskRow.role == role,
+        ParcelRow.status == "running",
+        col(ParcelRow.current).is_(True),
+    ]
     if district is not None:
         where.append(TaskRow.district == district)
     if party is not None:
@@ -150,7 +154,9 @@ def tasks_for(
                 and_(col(TaskRow.deadline) == at, col(TaskRow.id) > after),
             )
         )
-    rows = list(session.exec(query.order_by(TaskRow.deadline, TaskRow.id).limit(limit + 1)))
+    rows = list(
+        session.exec(query.order_by(col(TaskRow.deadline), col(TaskRow.id)).limit(limit + 1))
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor([rows[-1][0].deadline, rows[-1][0].id]) if more else None
@@ -160,7 +166,11 @@ def tasks_for(
 def tasks_by_stage(
     session: Session, *, role: str, district: str | None, party: str | None
 ) -> dict[str, int]:
-    where = [TaskRow.role == role, ParcelRow.status == "running", col(ParcelRow.current).is_(True)]
+    where: list[Any] = [
+        TaskRow.role == role,
+        ParcelRow.status == "running",
+        col(ParcelRow.current).is_(True),
+    ]
     if district is not None:
         where.append(TaskRow.district == district)
     if party is not None:
@@ -182,7 +192,7 @@ def current_run(session: Session, *, parcel_id: str) -> ParcelRow | None:
 
 def runs_of(session: Session, *, parcel_id: str) -> list[ParcelRow]:
     query = select(ParcelRow).where(ParcelRow.parcel_id == parcel_id)
-    return list(session.exec(query.order_by(ParcelRow.started_at)))
+    return list(session.exec(query.order_by(col(ParcelRow.started_at))))
 
 
 def list_entries(
@@ -227,7 +237,9 @@ def list_entries(
             )
         )
     rows = list(
-        session.exec(query.order_by(ListEntryRow.entered_at, ListEntryRow.run_id).limit(limit + 1))
+        session.exec(
+            query.order_by(col(ListEntryRow.entered_at), col(ListEntryRow.run_id)).limit(limit + 1)
+        )
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -241,17 +253,21 @@ def list_entry(session: Session, *, list_name: str, run_id: str) -> ListEntryRow
 
 def decisions_for(session: Session, *, run_id: str) -> list[DecisionRow]:
     query = select(DecisionRow).where(DecisionRow.run_id == run_id)
-    return list(session.exec(query.order_by(DecisionRow.evaluated_at, DecisionRow.decision_id)))
+    return list(
+        session.exec(query.order_by(col(DecisionRow.evaluated_at), col(DecisionRow.decision_id)))
+    )
 
 
 def notices_for(session: Session, *, run_id: str) -> list[NoticeRow]:
     query = select(NoticeRow).where(NoticeRow.run_id == run_id)
-    return list(session.exec(query.order_by(NoticeRow.at, NoticeRow.key)))
+    return list(session.exec(query.order_by(col(NoticeRow.at), col(NoticeRow.key))))
 
 
 def documents_for(session: Session, *, parcel_id: str) -> list[DocumentRow]:
     query = select(DocumentRow).where(DocumentRow.parcel_id == parcel_id)
-    return list(session.exec(query.order_by(DocumentRow.uploaded_at, DocumentRow.document_id)))
+    return list(
+        session.exec(query.order_by(col(DocumentRow.uploaded_at), col(DocumentRow.document_id)))
+    )
 
 
 def document(session: Session, *, document_id: str) -> DocumentRow | None:

@@ -110,9 +110,9 @@ def _read_run(reg: Registration, run: Sequence[HistoryEvent], is_legacy: bool) -
             scheduled[event.event_id] = attrs.activity_type.name
             _read_input(reg, attrs.activity_type.name, decode(attrs.input), is_legacy, started_at)
         elif kind == "activity_task_completed_event_attributes":
-            attrs = event.activity_task_completed_event_attributes
-            name = scheduled.get(attrs.scheduled_event_id)
-            _read_result(reg, name, decode(attrs.result), is_legacy)
+            completed = event.activity_task_completed_event_attributes
+            name = scheduled.get(completed.scheduled_event_id)
+            _read_result(reg, name, decode(completed.result), is_legacy)
         elif kind == "workflow_execution_update_accepted_event_attributes":
             args = decode(
                 event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args

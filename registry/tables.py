@@ -8,17 +8,25 @@ chain of runs), so an id registered again is a new run with rows of its own.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: datetime | None) -> datetime | None: ...
 def utc(value: datetime | None) -> datetime | None:
     """Store instants in UTC (SQLite keeps no zone)."""
     return value.astimezone(UTC) if value else None
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: datetime | None) -> datetime | None: ...
 def aware(value: datetime | None) -> datetime | None:
     """Read an instant back as aware (SQLite returns naive UTC)."""
     return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value

@@ -243,11 +243,15 @@ def save_report(session: Session, *, report: AnnualReport) -> None:
     row = session.get(ReportRow, (report.year, report.scope))
     if row is None:
         row = ReportRow(
-            year=report.year, scope=report.scope, workflow_id="", generated_at=report.generated_at
+            year=report.year,
+            scope=report.scope,
+            workflow_id="",
+            generated_at=report.generated_at,
+            body={},
         )
     elif (aware(row.generated_at) or report.generated_at) > report.generated_at:
         return
-    row.workflow_id, row.generated_at = report.workflow_id, utc(report.generated_at)  # type: ignore[assignment]
+    row.workflow_id, row.generated_at = report.workflow_id, utc(report.generated_at)
     row.body = report.model_dump(mode="json")
     session.add(row)
     session.commit()

@@ -359,7 +359,7 @@ class RulesEngine:
                 return table.default
             self._host.delete_state(table.ruleset_name, sid)
             fired = _fired.pop(sid, None)
-        return table.row_by_id.get(fired, table.default)
+        return table.row_by_id.get(fired or "", table.default)
 
     def evaluate(
         self,

@@ -439,7 +439,7 @@ class ParcelWorkflow:
             return
         now = workflow.now()
         self.state.lists.append(
-            ListMembership(list_name=name, entered_at=now, reason=reason, citation=citation)  # type: ignore[arg-type]
+            ListMembership(list_name=name, entered_at=now, reason=reason, citation=citation)
         )
         await self._list_change(name, "enter", reason, citation)
 
@@ -456,8 +456,8 @@ class ParcelWorkflow:
             ListChange(
                 parcel_id=self.state.parcel_id,
                 run_id=self.state.run_id,
-                list_name=name,  # type: ignore[arg-type]
-                change=change,  # type: ignore[arg-type]
+                list_name=name,
+                change=change,
                 at=workflow.now(),
                 reason=reason,
                 citation=citation,

@@ -74,9 +74,6 @@ def current_values(state: ParcelState) -> dict[str, object]:
     }
 
 
-_KEYS = {k.name: k for k in (STAGE, WAITING_ON, ASSIGNEES, OVERDUE, LISTED, DEADLINE_AT)}
-
-
 def search_attribute_updates(
     state: ParcelState, last: dict[str, object]
 ) -> tuple[list[SearchAttributeUpdate], dict[str, object]]:
@@ -86,9 +83,21 @@ def search_attribute_updates(
     for name, value in now.items():
         if last.get(name, object()) == value:
             continue
-        key = _KEYS[name]
-        updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+        updates.append(_update(name, value))
     return updates, now
+
+
+def _update(name: str, value: object) -> SearchAttributeUpdate:
+    """One attribute's upsert, typed by its key."""
+    if name == ASSIGNEES.name:
+        return ASSIGNEES.value_unset() if value is None else ASSIGNEES.value_set(list(value))  # type: ignore[call-overload]
+    if name in (OVERDUE.name, LISTED.name):
+        key = OVERDUE if name == OVERDUE.name else LISTED
+        return key.value_set(bool(value))
+    if name == DEADLINE_AT.name:
+        return DEADLINE_AT.value_unset() if value is None else DEADLINE_AT.value_set(value)  # type: ignore[arg-type]
+    text = STAGE if name == STAGE.name else WAITING_ON
+    return text.value_unset() if value is None else text.value_set(str(value))
 
 
 def static_summary(facts: ParcelFacts) -> str:

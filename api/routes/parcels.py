@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from pydantic import BaseModel, Field
@@ -489,7 +489,9 @@ def _declare_actions() -> None:
 
 def action_schemas() -> dict[str, Any]:
     """The action bodies' JSON schemas, for the OpenAPI document's components."""
-    models = [(m, "validation") for m in dict.fromkeys(ACTION_BODIES.values())]
+    models: list[tuple[type[BaseModel], Literal["validation"]]] = [
+        (m, "validation") for m in dict.fromkeys(ACTION_BODIES.values())
+    ]
     _, schema = models_json_schema(models, ref_template="#/components/schemas/{model}")
     return schema.get("$defs", {})
 

@@ -30,11 +30,13 @@ def my_tasks(
 ) -> TaskPage:
     """Open tasks the caller owes on running parcels, oldest deadline first, with the
     total, the counts per stage, and a cursor for the next page."""
-    scope = {"role": caller.role.value, "district": caller.district, "party": caller.party}
+    role, district_of, party = caller.role.value, caller.district, caller.party
     page = _paged(
         lambda: queries.tasks_for(
             session,
-            **scope,
+            role=role,
+            district=district_of,
+            party=party,
             stage=stage.value if stage else None,
             in_district=district,
             overdue=overdue,
@@ -48,5 +50,5 @@ def my_tasks(
         count=len(page.items),
         total=page.total,
         next_cursor=page.next_cursor,
-        by_stage=queries.tasks_by_stage(session, **scope),
+        by_stage=queries.tasks_by_stage(session, role=role, district=district_of, party=party),
     )

@@ -8,6 +8,7 @@ connects with LANDFLOW_DATABASE_URL (or `-x url=...`).
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -32,7 +33,7 @@ def database_url() -> str:
     )
 
 
-def configure(**kwargs: object) -> None:
+def configure(**kwargs: Any) -> None:
     context.configure(target_metadata=target_metadata, compare_type=True, **kwargs)
 
 

@@ -220,7 +220,6 @@ class ActionRequest(BaseModel):
     issued_at: datetime | None = None
     signature: str = ""
 
-
     @model_validator(mode="after")
     def _body_is_the_payload(self) -> ActionRequest:
         if self.body is not None and not self.payload:

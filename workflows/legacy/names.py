@@ -93,7 +93,7 @@ def _lists(state: legacy.ParcelState) -> list[current.ListMembership]:
     left = release.entered if release and not state.listed else None
     return [
         current.ListMembership(
-            list_name=name,  # type: ignore[arg-type]
+            list_name=name,
             entered_at=listing.entered,
             left_at=left,
             reason="risk not acceptable for the planned use (Law 61)",

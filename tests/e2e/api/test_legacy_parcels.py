@@ -42,7 +42,12 @@ async def test_a_parcel_of_the_first_procedure_finishes_on_it(api, temporal, set
     assert outcome["stage"] == "released"
     parcel = await get(api, pid)
     assert [v["stage"] for v in parcel["history"]] == [
-        "intake", "closure_screening", "investigation", "filing", "release", "released",
+        "intake",
+        "closure_screening",
+        "investigation",
+        "filing",
+        "release",
+        "released",
     ]
     assert (await handle.describe()).workflow_type == LEGACY_PARCEL_WORKFLOW
     replay = await api.post(f"/parcels/{pid}/replay", headers=auth("auditor"))

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install compose-tool run stop test lint format bench fuzz clean
+.PHONY: install compose-tool browser run stop test check lint format bench bench-scale audit fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,13 @@ compose-tool:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } || \
 	  echo "docker-compose not installed: the compose file test will be skipped"
 
+# Debian's chromium for the workbench's browser tests (tests/e2e/web): Playwright cannot
+# download browsers here, and a missing browser fails those tests rather than skipping them.
+browser:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; } || \
+	  echo "chromium not installed: the browser tests will fail"
+
 run: install
 	$(PY) -m service.cli dev
 
@@ -27,11 +34,17 @@ run: install
 stop: install
 	$(PY) -m service.cli stop
 
-test: install compose-tool
+# Static checks first (seconds), then unit tests without servers, then the real components.
+test: install compose-tool browser check
 	$(PY) -m pytest
 
-lint: install
+# ruff, mypy and the import contract (core <- rules <- workflows <- ... <- service).
+check: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+lint: check
 	$(VENV)/bin/ruff format --check .
 
 format: install
@@ -41,12 +54,22 @@ format: install
 bench: install
 	$(PY) -m bench
 
+# The scale-out run of issue 14: many parcels against the embedded stack (long).
+SCALE_PARCELS ?= 100000
+bench-scale: install
+	$(PY) -m bench.scale --parcels $(SCALE_PARCELS)
+
+# Export, replay and read a parcel's decision trail: make audit ARGS="replay --parcel P-1"
+ARGS ?= --help
+audit: install
+	$(PY) -m service.cli audit $(ARGS)
+
 # schemathesis, long profile: 500 requests per operation (CI runs 15 in `make test`).
 FUZZ_EXAMPLES ?= 500
 fuzz: install
 	mkdir -p .data
 	LANDFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LANDFLOW_FUZZ_REPORT=.data/fuzz-report.json \
-	  $(PY) -m pytest tests/security/test_openapi_fuzz.py -q
+	  $(PY) -m pytest tests/e2e/security/test_openapi_fuzz.py -q
 	@echo "report: .data/fuzz-report.json"
 
 clean:

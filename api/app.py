@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api import errors, metrics
+from api import errors, metrics, web
 from api.auth import TokenStore
 from api.routes import audit, documents, health, lists, ops, parcels, reports, tasks
 from api.routes import rules as rule_routes
+from api.web.routes import install as install_workbench
 from documents import open_store
 from landflow import signing, vocabulary
 from landflow.settings import Settings, get_settings
@@ -26,6 +27,7 @@ from rules.policy_file import load_policy
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 UPLOAD_PATH_SUFFIX = "/documents"  # multipart uploads (POST /parcels/{id}/documents)
+FORM_TYPES = web.FORM_TYPES  # the workbench's form posts under /ui/ (urlencoded or multipart)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,8 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         if request.method in ("POST", "PUT", "PATCH"):
             upload = request.url.path.endswith(UPLOAD_PATH_SUFFIX)
+            form = request.url.path.startswith(web.PREFIX)
             limit = settings.max_document_bytes + 65_536 if upload else settings.max_body_bytes
-            refusal = await _read_bounded(request, limit, upload)
+            if form:
+                limit = web.form_limit(settings.max_document_bytes)
+            refusal = await _read_bounded(request, limit, upload, form)
             if refusal is not None:
                 return refusal
         response: Response = await call_next(request)
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.install(app)
     for module in (health, ops, parcels, tasks, lists, rule_routes, audit, reports, documents):
         app.include_router(module.router)
+    install_workbench(app)
     errors.document(app, extra_schemas=parcels.action_schemas())
     return app
 
@@ -98,7 +104,9 @@ def _refuse(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status)
 
 
-async def _read_bounded(request: Request, limit: int, upload: bool) -> JSONResponse | None:
+async def _read_bounded(
+    request: Request, limit: int, upload: bool, form: bool = False
+) -> JSONResponse | None:
     """Read the body, stopping as soon as it passes `limit` bytes (a chunked upload may
     not say its length); keep it for the route. Returns the refusal, if any."""
     too_large = _refuse(413, "TooLarge", f"the body exceeds {limit} bytes")
@@ -108,6 +116,8 @@ async def _read_bounded(request: Request, limit: int, upload: bool) -> JSONRespo
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if upload and kind != "multipart/form-data":
         return _refuse(415, "UnsupportedMediaType", "upload a document as multipart/form-data")
+    if form and kind not in FORM_TYPES:
+        return _refuse(415, "UnsupportedMediaType", "post a workbench form as a browser does")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -116,6 +126,6 @@ async def _read_bounded(request: Request, limit: int, upload: bool) -> JSONRespo
             return too_large
         chunks.append(chunk)
     request._body = b"".join(chunks)  # what Request.body() caches; routes read it from there
-    if size and not upload and kind not in JSON_TYPES:
+    if size and not upload and not form and kind not in JSON_TYPES:
         return _refuse(415, "UnsupportedMediaType", "send the body as application/json")
     return None

@@ -37,7 +37,8 @@ def procedure_table(policy: Policy) -> str:
             side = " (side task: does not hold the works)" if not spec.blocking else ""
             kinds = sorted({k.value for a in spec.actions() for k in policy.required_documents(a)})
             lines.append(
-                f"| {stage.value} {STAGE_ZH[stage]} | `{spec.step.value}` {spec.title_zh}{joint}{side} "
+                f"| {stage.value} {STAGE_ZH[stage]} "
+                f"| `{spec.step.value}` {spec.title_zh}{joint}{side} "
                 f"| {_owners(spec)} | {policy.steps[spec.step].days:g} | {', '.join(kinds) or '—'} "
                 f"| {spec.clause} |"
             )

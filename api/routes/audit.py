@@ -110,7 +110,7 @@ async def trail(request: Request, parcel_id: str, _caller: Auditor) -> Any:
         await parcel_history(request, parcel_id), workflow_id(parcel_id)
     )
     if prefers_html(request.headers.get("accept", "")):
-        return HTMLResponse(_templates().get_template("trail.html").render(trail=built))
+        return HTMLResponse(templates().get_template("trail.html").render(trail=built))
     return built
 
 
@@ -142,7 +142,7 @@ def prefers_html(accept: str) -> bool:
 
 
 @cache
-def _templates() -> jinja2.Environment:
+def templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("api", "templates"),
         autoescape=True,

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, UploadFile, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlmodel import Session
+from starlette.datastructures import UploadFile as FormFile
 
 from api.deps import Caller, PolicyDep, SessionDep, SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
@@ -100,13 +102,39 @@ async def upload(
             "WrongParty",
             f"{caller.role.value} neither acts nor has acted on parcel {parcel_id}",
         )
-    filename = names.sanitize_filename(file.filename or "document")
-    stored = await asyncio.to_thread(
-        _store, store, file, filename, kind, settings.max_document_bytes
+    kept, created = await save_document(
+        parcel_id=parcel_id,
+        file=file,
+        kind=kind,
+        title=title,
+        caller=caller,
+        session=session,
+        store=store,
+        limit=settings.max_document_bytes,
     )
-    doc_id = document_id(parcel_id, stored["sha256"])
+    meta = DocumentOut.of(kept).model_dump(mode="json")
+    code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return JSONResponse(meta, status_code=code)
+
+
+async def save_document(
+    *,
+    parcel_id: str,
+    file: FormFile,
+    kind: DocumentKind,
+    title: str | None,
+    caller: Actor,
+    session: Session,
+    store: DocumentStore,
+    limit: int,
+) -> tuple[DocumentRow, bool]:
+    """Sniff, store and record an upload the caller may make (the API's upload route and
+    the workbench's forms): the row kept, and whether it is new (the same bytes uploaded
+    before are one document)."""
+    filename = names.sanitize_filename(file.filename or "document")
+    stored = await asyncio.to_thread(store_file, store, file, filename, kind, limit)
     row = DocumentRow(
-        document_id=doc_id,
+        document_id=document_id(parcel_id, stored["sha256"]),
         parcel_id=parcel_id,
         sha256=stored["sha256"],
         kind=kind.value,
@@ -122,14 +150,13 @@ async def upload(
     kept = await asyncio.to_thread(writes.add_document, session, row=row)
     meta = DocumentOut.of(kept).model_dump(mode="json")
     await asyncio.to_thread(
-        store.put_meta, f"meta/{parcel_id}/{doc_id}.json", json.dumps(meta).encode()
+        store.put_meta, f"meta/{parcel_id}/{kept.document_id}.json", json.dumps(meta).encode()
     )
-    code = status.HTTP_201_CREATED if kept.uploaded_at == row.uploaded_at else status.HTTP_200_OK
-    return JSONResponse(meta, status_code=code)
+    return kept, kept.uploaded_at == row.uploaded_at
 
 
-def _store(
-    store: DocumentStore, file: UploadFile, filename: str, kind: DocumentKind, limit: int
+def store_file(
+    store: DocumentStore, file: FormFile, filename: str, kind: DocumentKind, limit: int
 ) -> dict[str, Any]:
     """Sniff, check and store; an interrupted or refused upload leaves nothing behind."""
     source = file.file
@@ -189,7 +216,7 @@ def _check_lab_file(source: Any, filename: str, media_type: str | None) -> None:
         raise ApiError(422, "InvalidBody", exc.message, fields) from None
 
 
-def _readable(session: SessionDep, parcel_id: str, caller: Actor) -> ParcelRow:
+def readable_row(session: SessionDep, parcel_id: str, caller: Actor) -> ParcelRow:
     row = queries.current_run(session, parcel_id=parcel_id)
     if row is None:
         raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
@@ -202,7 +229,7 @@ def _readable(session: SessionDep, parcel_id: str, caller: Actor) -> ParcelRow:
 
 @router.get("/parcels/{parcel_id}/documents", response_model=DocumentList, responses=ERRORS)
 def list_documents(parcel_id: ParcelId, caller: Caller, session: SessionDep) -> DocumentList:
-    _readable(session, parcel_id, caller)
+    readable_row(session, parcel_id, caller)
     rows = queries.documents_for(session, parcel_id=parcel_id)
     return DocumentList(parcel_id=parcel_id, documents=[DocumentOut.of(r) for r in rows])
 
@@ -225,8 +252,8 @@ def download(
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """The document's bytes: Content-Disposition, ETag (its SHA-256), byte ranges."""
-    _readable(session, parcel_id, caller)
-    return _serve(session, store, parcel_id, document_id, range_, if_none_match)
+    readable_row(session, parcel_id, caller)
+    return serve_document(session, store, parcel_id, document_id, range_, if_none_match)
 
 
 @router.get(
@@ -247,13 +274,13 @@ def public_download(
     public = {k.value for k in policy.public_document_kinds}
     if row is None or row.parcel_id != parcel_id or row.kind not in public:
         raise ApiError(404, "NotFound", f"no public document {document_id} on parcel {parcel_id}")
-    return _serve(session, store, parcel_id, document_id, range_, if_none_match)
+    return serve_document(session, store, parcel_id, document_id, range_, if_none_match)
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _serve(
+def serve_document(
     session: SessionDep,
     store: DocumentStore,
     parcel_id: str,

@@ -338,7 +338,9 @@ async def act(
         # Samples are stored before the workflow sees them: refuse out-of-role or
         # out-of-step callers first, so nothing of theirs is stored.
         state, run_status = await parcel_state(client, settings, parcel_id)
-        _admit(state.model_copy(update={"status": run_status}), caller, action, visit)
+        retry = actions.idempotency_digest(caller, idempotency_key) in state.keys
+        if not retry:  # a retry of an applied action gets its first outcome, as any other
+            admit_or_refuse(state.model_copy(update={"status": run_status}), caller, action, visit)
     prepared = await asyncio.to_thread(
         actions.request_for,
         parcel_id=parcel_id,
@@ -376,7 +378,7 @@ async def act(
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
 
 
-def _admit(state: ParcelState, caller: Actor, action: Action, visit: int | None) -> None:
+def admit_or_refuse(state: ParcelState, caller: Actor, action: Action, visit: int | None) -> None:
     try:
         admit(state, caller, action.value, visit)
     except ApplicationError as refusal:
@@ -394,7 +396,7 @@ async def _refuse_closed(
     """A closed workflow takes no updates: judge the request by the same gate on its final
     state, so the caller gets 403 or 409 as on a running parcel (404 if it never existed)."""
     state, run_status = await parcel_state(client, settings, parcel_id)
-    _admit(state.model_copy(update={"status": run_status}), caller, action, visit)
+    admit_or_refuse(state.model_copy(update={"status": run_status}), caller, action, visit)
 
 
 async def _already_applied(

@@ -11,6 +11,7 @@ table always gives the same picture, and a new stage or flow needs no drawing co
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -96,7 +97,9 @@ def layout(stages: Sequence[Stage] = STAGE_ORDER, flows: Sequence[Flow] = FLOWS)
     rank = _ranks(stages, flows)
     order = {s: i for i, s in enumerate(stages)}
     rows = {s: row for row, s in enumerate(sorted(stages, key=lambda s: (rank[s], order[s])))}
-    right, left, arcs = [], [], []
+    right: list[tuple[int, int, Flow]] = []
+    left: list[tuple[int, int, Flow]] = []
+    arcs: list[Arc] = []
     for f in flows:
         if f.source not in rows or f.target not in rows:
             continue
@@ -125,7 +128,7 @@ class Progress:
     step_title: str | None = None  # the open step, written under the current stage
 
     def taken(self) -> set[tuple[Stage, Stage]]:
-        return {(a, b) for a, b in zip(self.visits, self.visits[1:], strict=False)}
+        return set(itertools.pairwise(self.visits))
 
 
 def _attr(value: object) -> str:
@@ -138,8 +141,8 @@ def _arc_path(lay: Layout, arc: Arc) -> tuple[str, float, float]:
     source_top, target_top = lay.top(f.source), lay.top(f.target)
     centre = lay.box_x + BOX_W / 2
     if arc.lane == 0:
-        y0, y1 = source_top + BOX_H, target_top
-        return f"M{centre:.0f},{y0} L{centre:.0f},{y1 - 2}", centre + 6, (y0 + y1) / 2 + 4
+        start, end = source_top + BOX_H, target_top
+        return f"M{centre:.0f},{start} L{centre:.0f},{end - 2}", centre + 6, (start + end) / 2 + 4
     down = target_top > source_top
     nudge = min(abs(arc.lane) * 3, BOX_H / 2 - 6)
     y0 = source_top + BOX_H / 2 + (nudge if down else -nudge)

@@ -17,16 +17,17 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 
-from landflow.bodies import ACTION_BODIES, LIFTED_FIELDS
+from landflow.bodies import ACTION_BODIES
 from landflow.documents import DocumentKind
 from landflow.facts import ParcelFacts
 from landflow.policy import Policy
-from landflow.vocabulary import Action, districts
+from landflow.vocabulary import BEIJING_TIME, Action, districts
 
 SCALARS = frozenset({"text", "textarea", "number", "integer", "date", "datetime", "select"})
 LONG_TEXT = 500  # strings allowed longer than this get a textarea
@@ -387,12 +388,25 @@ def values_from_body(form: Form | tuple[FormField, ...], body: Mapping[str, Any]
             out[name] = "\n".join(str(v) for v in value)
         elif f.kind == "json":
             out[name] = json.dumps(value, ensure_ascii=False)
+        elif f.kind == "datetime":
+            out[name] = _local_input(value)
         elif f.kind != "documents":
             out[name] = str(value)
 
     for f in fields:
         put(f, f.name, body.get(f.key))
     return out
+
+
+def _local_input(value: Any) -> str:
+    """An instant as a datetime-local input holds it: Beijing wall time, no zone."""
+    try:
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(BEIJING_TIME)
+    return when.strftime("%Y-%m-%dT%H:%M")
 
 
 def initial_values(form: Form | tuple[FormField, ...]) -> dict[str, str]:
@@ -466,8 +480,3 @@ def place(form: Form, values: Values, problems: Iterable[Mapping[str, Any]] | No
         else:
             placed.by_name.setdefault(target, []).append(reason)
     return placed
-
-
-def lifted(name: str) -> bool:
-    """Body fields the API stores apart (samples, documents)."""
-    return name in LIFTED_FIELDS

@@ -159,7 +159,7 @@ def format_when(value: datetime | str | None, with_time: bool = True) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     local = beijing(value)
     if local is None:
         return "—"

@@ -37,22 +37,20 @@ from api.deps import PolicyDep, RulesDep, SessionDep, SettingsDep, StoreDep, get
 from api.errors import ApiError
 from api.routes import audit as audit_routes
 from api.routes import documents as document_routes
-from api.routes.parcels import _admit, act, parcel_state, start_parcel
+from api.routes.parcels import act, admit_or_refuse, parcel_state, start_parcel
 from api.schemas import DocumentOut, TaskOut
-from api.web import diagram, forms, i18n
+from api.web import FORM_TYPES, diagram, forms, i18n
 from api.web import session as web_session
 from audit import trail as audit_trail
-from documents import names
 from documents.store import DocumentStore
-from landflow.documents import DocumentKind, document_id
 from landflow.facts import PARCEL_ID_PATTERN, ParcelFacts
 from landflow.messages import Actor, NextAction, workflow_id
 from landflow.policy import Policy
 from landflow.procedure import PROCEDURE, Flow
 from landflow.settings import Settings
 from landflow.state import ParcelState
-from landflow.vocabulary import PARTY_ROLES, Action, Role, Stage, districts
-from registry import queries, writes
+from landflow.vocabulary import Action, Role, Stage, districts
+from registry import queries
 from registry.tables import LISTS, DocumentRow, ParcelRow, aware
 from rules.engine import RulesEngine
 from rules.sequence import dry_run
@@ -67,7 +65,6 @@ PARCEL_ID = re.compile(PARCEL_ID_PATTERN)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 LIST_NAMES = LISTS  # suspected, contaminated (risk control and remediation), negative
 NOTICE_KINDS = ("reminder", "escalation")
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_FORM_FILES = 8
 MAX_FORM_FIELDS = 6000  # an investigation report's sample rows, six inputs each
 
@@ -161,6 +158,8 @@ def _value(key: str, value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, str):
         return i18n.term("choice", value, key) if _choice_field(key) else value
+    if isinstance(value, float | int):
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
     return str(value)
 
 
@@ -356,18 +355,17 @@ def page(route: Route) -> Route:
         try:
             return await route(*args, **kwargs)
         except SignInNeeded:
+            if request.headers.get("hx-request"):  # a live part: the whole page signs in
+                return Response(headers={"HX-Redirect": "/ui/login"})
             if request.method != "GET":
-                return error_page(request, ApiError(401, "Unauthenticated", _sign_in_text()))
+                reason = "sign in first: your session is missing or has expired"
+                return error_page(request, ApiError(401, "Unauthenticated", reason))
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/ui/login?{urlencode({'next': target})}", status_code=303)
         except ApiError as error:
             return error_page(request, error)
 
     return wrapper
-
-
-def _sign_in_text() -> str:
-    return "sign in first: your session is missing or has expired"
 
 
 def _forbidden(detail: str) -> ApiError:
@@ -428,9 +426,7 @@ async def home() -> Response:
 
 @router.get("/login")
 @page
-async def login_form(
-    request: Request, token: str = "", next: str = "", error: str | None = None
-) -> Response:
+async def login_form(request: Request, token: str = "", next: str = "") -> Response:
     """The sign-in form; `?token=` (the links `make run` prints) only fills it in."""
     return _login_page(request, token[:500], next, None)
 
@@ -519,7 +515,11 @@ async def inbox(
     """The caller's open steps, oldest deadline first, with the counts per stage."""
     who = signed_in(request)
     actor = who.actor
-    scope = {"role": actor.role.value, "district": actor.district, "party": actor.party}
+    scope: dict[str, Any] = {
+        "role": actor.role.value,
+        "district": actor.district,
+        "party": actor.party,
+    }
     chosen_stage = stage if stage in {s.value for s in Stage} else None
     chosen_district = district if district in districts() else None
     try:
@@ -545,7 +545,7 @@ async def inbox(
     tasks = [TaskOut.of(task, parcel, now) for task, parcel in found.items]
     filters = {"stage": chosen_stage or "", "district": chosen_district or "", "overdue": overdue}
     kept = {k: v for k, v in filters.items() if v}
-    context = {
+    context: dict[str, Any] = {
         "tasks": tasks,
         "total": found.total,
         "by_stage": queries.tasks_by_stage(db, **scope),
@@ -617,13 +617,10 @@ def _parcel_page(
     offers = [o for o in next_actions(state) if _mine(actor, o)] if running else []
     row = queries.current_run(db, parcel_id=pid)
     readable = row is not None and document_routes.may_read(row, actor)
-    documents = [DocumentOut.of(d) for d in queries.documents_for(db, parcel_id=pid)]
-    own = [
-        d
-        for d in documents
-        if d.uploaded_by.startswith(f"{actor.role.value}:")
-        and (actor.role not in PARTY_ROLES or _uploaded_party(db, d.document_id) == actor.party)
-    ]
+    rows = queries.documents_for(db, parcel_id=pid)
+    documents = [DocumentOut.of(d) for d in rows]
+    uploader = f"{actor.role.value}:{actor.subject}"  # as documents record who uploaded
+    own = [DocumentOut.of(d) for d in rows if d.uploaded_by == uploader]
     blocking = state.blocking()
     now = datetime.now(UTC)
     with i18n.using(locale_of(request)):
@@ -680,11 +677,6 @@ def _parcel_page(
         notice=notice,
         done=request.query_params.get("done"),
     )
-
-
-def _uploaded_party(db: Session, doc_id: str) -> str | None:
-    row = queries.document(db, document_id=doc_id)
-    return row.uploaded_party if row else None
 
 
 @router.get("/parcels/new")
@@ -817,43 +809,6 @@ async def parcel(
     )
 
 
-async def save_upload(
-    *,
-    parcel_id: str,
-    file: UploadFile,
-    kind: DocumentKind,
-    caller: Actor,
-    db: Session,
-    store: DocumentStore,
-    settings: Settings,
-) -> DocumentRow:
-    """What POST /parcels/{id}/documents does after its checks: sniff, store, record."""
-    filename = names.sanitize_filename(file.filename or "document")
-    stored = await asyncio.to_thread(
-        document_routes._store, store, file, filename, kind, settings.max_document_bytes
-    )
-    row = DocumentRow(
-        document_id=document_id(parcel_id, stored["sha256"]),
-        parcel_id=parcel_id,
-        sha256=stored["sha256"],
-        kind=kind.value,
-        filename=filename,
-        media_type=stored["media_type"],
-        size=stored["size"],
-        title=None,
-        uploaded_by=f"{caller.role.value}:{caller.subject}",
-        uploaded_role=caller.role.value,
-        uploaded_party=caller.party,
-        uploaded_at=datetime.now(UTC),
-    )
-    kept = await asyncio.to_thread(writes.add_document, db, row=row)
-    meta = DocumentOut.of(kept).model_dump(mode="json")
-    await asyncio.to_thread(
-        store.put_meta, f"meta/{parcel_id}/{kept.document_id}.json", json.dumps(meta).encode()
-    )
-    return kept
-
-
 async def _citations(
     *,
     form: FormData,
@@ -876,14 +831,15 @@ async def _citations(
         if not isinstance(upload, UploadFile) or not upload.filename:
             continue
         try:
-            row = await save_upload(
+            row, _ = await document_routes.save_document(
                 parcel_id=state.parcel_id,
                 file=upload,
                 kind=slot.kind,
+                title=None,
                 caller=caller,
-                db=db,
+                session=db,
                 store=store,
-                settings=settings,
+                limit=settings.max_document_bytes,
             )
         except ApiError as error:
             status = error.status
@@ -896,12 +852,12 @@ async def _citations(
     for value in form.getlist("cite"):
         if not isinstance(value, str):
             continue
-        row = queries.document(db, document_id=value)
-        if row is None or row.parcel_id != state.parcel_id:
+        cited_row = queries.document(db, document_id=value)
+        if cited_row is None or cited_row.parcel_id != state.parcel_id:
             problems.append({"field": "documents", "reason": "no such document on this parcel"})
             continue
-        if all(c["document_id"] != row.document_id for c in cited):
-            cited.append({"document_id": row.document_id, "kind": row.kind})
+        if all(c["document_id"] != cited_row.document_id for c in cited):
+            cited.append({"document_id": cited_row.document_id, "kind": cited_row.kind})
     return cited, {c["document_id"] for c in cited}, problems, status
 
 
@@ -939,7 +895,7 @@ async def act_form(
     used = actions.idempotency_digest(who.actor, idempotency_key)
     if used in state.keys:  # a second click after the first was applied: its outcome
         return _applied(parcel_id, chosen, state.keys[used].seq)
-    _admit(state.model_copy(update={"status": run_status}), who.actor, chosen, visit)
+    admit_or_refuse(state.model_copy(update={"status": run_status}), who.actor, chosen, visit)
     spec = forms.action_form(chosen, policy)
     values = forms.compact(spec, texts)
     key = (chosen.value, visit or 0)
@@ -1024,8 +980,8 @@ async def parcel_document(
 ) -> Response:
     """A document's bytes for whoever may read the parcel's documents (as the API)."""
     who = signed_in(request)
-    document_routes._readable(db, parcel_id, who.actor)
-    return document_routes._serve(db, store, parcel_id, doc_id, range_, if_none_match)
+    document_routes.readable_row(db, parcel_id, who.actor)
+    return document_routes.serve_document(db, store, parcel_id, doc_id, range_, if_none_match)
 
 
 @router.get("/parcels/{parcel_id}/trail")
@@ -1037,7 +993,7 @@ async def trail(request: Request, parcel_id: str) -> Response:
         raise ApiError(403, "WrongRole", f"the trail is for auditor, not {who.actor.role.value}")
     history = await audit_routes.parcel_history(request, parcel_id)
     built = audit_trail.build_trail(history, workflow_id(parcel_id))
-    html = audit_routes._templates().get_template("trail.html").render(trail=built)
+    html = audit_routes.templates().get_template("trail.html").render(trail=built)
     response = HTMLResponse(html)
     _security_headers(response, request.app.state.settings)
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
@@ -1064,7 +1020,7 @@ async def register(
     search = q.strip()[:100] or None
     chosen_district = district if district in districts() else None
     current = include_left != "true"
-    arguments = {
+    arguments: dict[str, Any] = {
         "list_name": chosen,
         "current": current,
         "district": chosen_district,
@@ -1146,14 +1102,15 @@ async def _boundary(request: Request, row: ParcelRow) -> dict[str, Any] | None:
     try:
         client = await get_temporal(request)
         state, _ = await parcel_state(client, request.app.state.settings, row.parcel_id)
-    except ApiError:
-        return None
-    if state.run_id != row.run_id:
-        return None
+        found = state.facts.get("boundary") if state.run_id == row.run_id else None
+    except ApiError as error:
+        if error.status != 404:
+            return None  # the engine is busy or down: the point now, the outline later
+        found = None  # its history is gone (retention): the registry's point is all there is
     if len(_BOUNDARIES) >= BOUNDARY_CACHE:
         _BOUNDARIES.pop(next(iter(_BOUNDARIES)))
-    _BOUNDARIES[row.run_id] = state.facts.get("boundary")
-    return _BOUNDARIES[row.run_id]
+    _BOUNDARIES[row.run_id] = found
+    return found
 
 
 def _public_documents(db: Session, policy: Policy, parcel_id: str) -> list[DocumentRow]:
@@ -1219,14 +1176,19 @@ async def public_document(
         found = next((d for d in public if d.sha256 == sha256), None)
     if found is None:
         raise ApiError(404, "NotFound", "no such public document")
-    return document_routes._serve(db, store, parcel_id, found.document_id, range_, if_none_match)
+    return document_routes.serve_document(
+        db, store, parcel_id, found.document_id, range_, if_none_match
+    )
 
 
 # --- wiring ---------------------------------------------------------------------------
 
 
 def install(app: FastAPI) -> None:
-    """Serve the workbench from `app` (one line in api/app.py's create_app)."""
+    """Serve the workbench from `app` (one line in api/app.py's create_app); once."""
+    if getattr(app.state, "workbench", False):
+        return
     i18n.preload()
     environment()
     app.include_router(router)
+    app.state.workbench = True

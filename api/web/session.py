@@ -88,12 +88,21 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
+SESSION_SALT = "landflow.web.session"
+
+
+def encode(session_key: str, key: str, csrf: str, source: str = TokenIdentity.name) -> str:
+    """The cookie's value: the identity key, the session's CSRF token, the source."""
+    return URLSafeTimedSerializer(session_key, salt=SESSION_SALT).dumps(
+        {"k": key, "c": csrf, "i": source}
+    )
+
+
 def start(request: Request, response: Response, identity: Identity) -> Session:
     """Set the session cookie for a fresh sign-in (a new CSRF token every time)."""
-    source = identity_source(request)
     csrf = secrets.token_urlsafe(32)
-    value = _serializer(request, "landflow.web.session").dumps(
-        {"k": identity.key, "c": csrf, "i": source.name}
+    value = encode(
+        request.app.state.settings.session_key, identity.key, csrf, identity_source(request).name
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -118,7 +127,7 @@ def current(request: Request) -> Session | None:
     if not raw:
         return None
     try:
-        data = _serializer(request, "landflow.web.session").loads(raw, max_age=SESSION_TTL_S)
+        data = _serializer(request, SESSION_SALT).loads(raw, max_age=SESSION_TTL_S)
     except BadSignature:
         return None
     source = identity_source(request)

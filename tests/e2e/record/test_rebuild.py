@@ -119,7 +119,8 @@ async def test_hand_edited_rows_are_reported_and_rebuilt(own, parcels):
     database = settings.database_url.removeprefix("sqlite:///")
     with sqlite3.connect(database) as db:
         db.execute(
-            "UPDATE parcels SET updated_at = '2099-01-01 00:00:00', stage = 'released', revision = 99999 WHERE parcel_id = ?",
+            "UPDATE parcels SET updated_at = '2099-01-01 00:00:00', stage = 'released',"
+            " revision = 99999 WHERE parcel_id = ?",
             (parcels["open"],),
         )
         db.execute(

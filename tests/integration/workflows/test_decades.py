@@ -76,7 +76,8 @@ async def _thirty_years(harness: Harness, pid: str) -> None:
     runs = history.runs()
     sizes = [sum(e.ByteSize() for e in run) for run in runs]
     print(
-        f"30 years of monitoring: {len(history.events)} events, {sum(sizes):,} bytes in {len(runs)} run(s)"
+        f"30 years of monitoring: {len(history.events)} events, "
+        f"{sum(sizes):,} bytes in {len(runs)} run(s)"
     )
     assert sum(sizes) < 2 * 2**20, "thirty years must stay far under the 10 MB warning"
     assert len(runs) >= 3 and state.runs == len(runs)

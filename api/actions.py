@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,22 +56,32 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _has_surrogate(value: Any) -> bool:
-    """A JSON `\\ud800` escape decodes to a lone surrogate, which no UTF-8 encoder takes."""
-    pending = [value]
+def _unkeepable(value: Any) -> tuple[str, str] | None:
+    """The first value JSON parses but no record can keep, as (field path, reason): a lone
+    surrogate (a `\\ud800` escape, which no UTF-8 encoder takes), a NUL character (which
+    PostgreSQL text refuses), or NaN / Infinity / 1e400 (which the history's JSON would
+    silently turn into null, breaking the body's signature)."""
+    pending: list[tuple[str, Any]] = [("", value)]
     while pending:
-        item = pending.pop()
+        path, item = pending.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                return path or "body", "contains a NUL character (\\u0000)"
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return True
+                return path or "body", "contains an invalid Unicode escape (a lone surrogate)"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return path or "body", f"{item} is not a finite number"
         elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
+            for key, child in item.items():
+                # the path names the key in words any encoder takes (`\\udfff` as such)
+                name = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+                pending.append((f"{path}.{name}" if path else name, key))
+                pending.append((f"{path}.{name}" if path else name, child))
         elif isinstance(item, list):
-            pending.extend(item)
-    return False
+            pending.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return None
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -95,9 +106,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if _deeper_than(payload, MAX_BODY_DEPTH):
         reason = f"the JSON body is nested deeper than {MAX_BODY_DEPTH} levels"
         raise BodyProblem(reason, _field("body", reason))
-    if _has_surrogate(payload):
-        reason = "the body contains an invalid Unicode escape (a lone surrogate such as \\ud800)"
-        raise BodyProblem(reason, _field("body", reason))
+    bad = _unkeepable(payload)
+    if bad is not None:
+        field, reason = bad
+        raise BodyProblem(f"{field}: {reason}", _field(field, reason))
     return payload
 
 

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeou
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from documents.store import StoreUnavailable
 from landflow.messages import Refusal
 
 log = logging.getLogger("landflow.api")
@@ -144,6 +145,8 @@ def body_problem(exc: BaseException) -> str:
 def _field(loc: tuple[Any, ...]) -> str:
     """`("body", "polluter", "name")` -> `polluter.name`; `("query", "stage")` -> `stage`."""
     parts = [str(p) for p in loc]
+    if len(parts) == 2 and parts[0] == "header":  # as the client writes it: If-Match
+        return "-".join(word.capitalize() for word in parts[1].replace("_", "-").split("-"))
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         return ".".join(parts[1:]) or parts[0]
     return ".".join(parts) or "body"
@@ -166,9 +169,13 @@ def from_validation(exc: RequestValidationError) -> ApiError:
 
 def from_http(exc: HTTPException) -> ApiError:
     """Starlette/FastAPI's own errors (unknown path, wrong method, unreadable body)."""
-    if exc.status_code == 400 and exc.__cause__ is not None:
-        # FastAPI could not parse the JSON body (invalid UTF-8, nesting too deep).
-        reason = body_problem(exc.__cause__)
+    if exc.status_code == 400:
+        # FastAPI could not parse the JSON body (invalid UTF-8, nesting too deep), or
+        # Starlette a multipart one (it raises its 400 without a cause).
+        if exc.__cause__ is not None:
+            reason = body_problem(exc.__cause__)
+        else:
+            reason = f"the body cannot be read: {exc.detail}"
         return ApiError(422, "InvalidBody", reason, [{"field": "body", "reason": reason}])
     phrase = HTTPStatus(exc.status_code).phrase
     return ApiError(exc.status_code, phrase.title().replace(" ", ""), str(exc.detail))
@@ -193,6 +200,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
         return _respond(from_http(exc), dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        # Nothing was recorded (the store writes before the registry does). The cause names
+        # server paths: for the log, not the client.
+        log.error("document store unavailable: %s", exc)
+        detail = "the document store is unavailable; nothing was stored, retry later"
+        return _respond(ApiError(503, "Unavailable", detail, headers={"Retry-After": "5"}))
 
     app.add_middleware(ContainErrors)
 

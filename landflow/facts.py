@@ -53,7 +53,26 @@ PARTY_ID_PATTERN = r"^[0-9A-Z][0-9A-Z-]{1,39}$"
 class Strict(BaseModel):
     """Bodies and facts refuse unknown fields, so a typo is a 422, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _keepable(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refused here (422 on the field), not in the
+        # registry's projection, where it would retry forever.
+        if _has_nul(value):
+            raise ValueError("contains a NUL character (\\u0000)")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 def Text(**kw: Any) -> Any:

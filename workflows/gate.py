@@ -126,7 +126,14 @@ def _authorise(state: ParcelState, actor: Actor, action: Action) -> None:
     """403 unless the actor is, on this parcel, one of the owners of this action."""
     owners = [a.by for spec in steps_for(action) for a in spec.answers if a.action == action]
     candidates = [c for owner in dict.fromkeys(owners) for c in resolve(owner, state)]
-    candidates += [a for t in state.tasks for a in t.assignees]  # side tasks name theirs
+    # Open tasks name their assignees (a side task's, such as the destination EPB of a
+    # transport, are not derivable from the owners): only those who answer this action.
+    candidates += [
+        a
+        for t in state.tasks
+        for a in t.assignees
+        if any(x.action == action and x.by == a.owner for x in PROCEDURE[t.step].answers)
+    ]
     same_role = [c for c in candidates if c.role == actor.role]
     if any(matches(actor, c) for c in same_role):
         return

@@ -332,8 +332,7 @@ async def act(
     route and the workbench's forms both come through here."""
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
-    registered = queries.current_run(session, parcel_id=parcel_id)
-    legacy = registered is not None and registered.procedure == LEGACY_PARCEL_WORKFLOW
+    legacy = await asyncio.to_thread(_runs_legacy_procedure, session, parcel_id)
     if not legacy and (action in actions.SAMPLE_ACTIONS or action == Action.evaluation):
         # Samples are stored before the workflow sees them: refuse out-of-role or
         # out-of-step callers first, so nothing of theirs is stored.
@@ -354,6 +353,10 @@ async def act(
         policy=policy,
         lift=not legacy,
     )
+    # Give the connection back before waiting on the engine: a request holding one for
+    # the length of an update would starve the pool under load (and, checked out on the
+    # event loop, stall every other request with it).
+    await asyncio.to_thread(session.close)
     signed = actions.sign(ring, wid, action, prepared)
     handle = client.get_workflow_handle(wid)
     try:
@@ -378,7 +381,30 @@ async def act(
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
 
 
+# Parcels known to run today's procedure. A parcel never goes back to the first one (a
+# restart starts today's), so a positive answer can be kept; bounded by what fits here.
+_ON_TODAYS_PROCEDURE: dict[str, None] = {}
+_REMEMBERED = 100_000
+
+
+def _runs_legacy_procedure(session: Session, parcel_id: str) -> bool:
+    """Whether the parcel's current run is of the first procedure (its bodies are not
+    lifted to references; see workflows/legacy)."""
+    if parcel_id in _ON_TODAYS_PROCEDURE:
+        return False
+    registered = queries.current_run(session, parcel_id=parcel_id)
+    if registered is None:  # not projected yet: only today's procedure starts parcels
+        return False
+    if registered.procedure == LEGACY_PARCEL_WORKFLOW:
+        return True
+    if len(_ON_TODAYS_PROCEDURE) >= _REMEMBERED:
+        _ON_TODAYS_PROCEDURE.pop(next(iter(_ON_TODAYS_PROCEDURE)))
+    _ON_TODAYS_PROCEDURE[parcel_id] = None
+    return False
+
+
 def admit_or_refuse(state: ParcelState, caller: Actor, action: Action, visit: int | None) -> None:
+    """The workflow's own gate, run here on its state: the refusal as the API answers it."""
     try:
         admit(state, caller, action.value, visit)
     except ApplicationError as refusal:

@@ -1,0 +1,360 @@
+"""Refusals in the checked order, each leaving no trace; retries and races applied once.
+
+The order is 403 (role, district, party), then 409 (closed, stage, visit, key), then the
+body (413, 422). At every step of the ROUTE its owner's bad body is a 422 naming the
+field and an oversized one a 413, while the same bodies from the public token are 403
+and with a stale visit 409. After every refusal the workflow history and the parcel's
+registry rows are unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from landflow.messages import workflow_id
+from landflow.settings import Settings
+from landflow.vocabulary import Action, Step
+from tests.e2e.security.conftest import Park, Server, running_server
+from tests.e2e.security.drive import (
+    NOT_JSON,
+    ROUTE,
+    Witness,
+    attempt,
+    bearer,
+    drive,
+    if_match,
+    open_visit,
+    route_facts,
+    take,
+    walk,
+)
+from tests.helpers import ACCEPTED, CONTRACTOR, TRANSPORT, auth, clean_facts, get, start
+
+# A body that fails validation at the step where its action is open, and the field the
+# 422 must name.
+BAD_BODY: dict[Action, tuple[dict[str, Any], str]] = {
+    Action.closure_screening: ({"result": "maybe"}, "result"),
+    Action.investigation_report: (
+        {"samples": [{"item": "铅", "value_mg_kg": 1}], "extent_m2": -1, "degree": "heavy"},
+        "extent_m2",
+    ),
+    Action.filing_review: ({"decision": "later"}, "decision"),
+    Action.risk_assessment_report: ({"acceptable": "perhaps"}, "acceptable"),
+    Action.risk_assessment_review: ({"decision": 1}, "decision"),
+    Action.choose_path: ({"path": "wait and see"}, "path"),
+    Action.control_measures: (
+        {"control_zone": "东区", "signs_posted": "perhaps", "notice_published": True},
+        "signs_posted",
+    ),
+    Action.monitoring_result: ({"sampled_on": "2027-01-01"}, "diffusion_found"),
+    Action.isolation_measures: ({"measures": ""}, "measures"),
+    Action.remediation_plan: ({"plan": "热脱附", "notice_board": True}, "contractor"),
+    Action.plan_filing_review: ({"decision": "filed"}, "decision"),
+    Action.soil_transport: ({**TRANSPORT, "quantity_m3": 0}, "quantity_m3"),
+    Action.transport_acknowledgement: ({"notes": "好" * 10_001}, "notes"),
+    Action.secondary_pollution_inspection: ({"findings": "扬尘"}, "compliant"),
+    Action.works_completed: ({"summary": "长" * 10_001}, "summary"),
+    Action.commission_evaluator: ({"party": CONTRACTOR}, "party.id"),  # Law 65 另行委托
+    Action.evaluation: ({"met": "perhaps"}, "met"),
+    Action.spot_check: ({"result": "maybe"}, "result"),
+    Action.removal_application: ({"notes": 5}, "notes"),
+    Action.removal_review: ({"decision": "later"}, "decision"),
+    Action.release: ({"notes": "好" * 10_001}, "notes"),
+}
+OVERSIZED = json.dumps({"notes": "x" * 70_000}).encode()  # over every action's limit
+GARBAGE = (NOT_JSON, b"[1, 2]", b'"text"', b'{"unexpected": true}')
+
+
+def fields(answer: dict[str, Any]) -> list[str]:
+    return [f["field"] for f in answer.get("fields", [])]
+
+
+async def test_bodies_are_judged_last_at_every_step(
+    api: httpx.AsyncClient, witness: Witness, pid: str
+) -> None:
+    checked = set()
+    async for move, visit in walk(api, pid):
+        bad, field = BAD_BODY[move.action]
+
+        async def refused(body: Any, token: str, status: int, error: str, **headers: str) -> Any:
+            request = attempt(api, pid, move.action, token, body, headers)  # noqa: B023
+            return await witness.no_trace(pid, request, status, error)
+
+        answer = await refused(bad, move.token, 422, "InvalidBody", **if_match(visit))
+        assert field in fields(answer), (move, answer)
+        for garbage in GARBAGE:
+            answer = await refused(garbage, move.token, 422, "InvalidBody")
+            assert answer["fields"] and all(f["reason"] for f in answer["fields"]), answer
+        assert "unexpected" in fields(answer), answer
+        await refused(OVERSIZED, move.token, 413, "TooLarge")
+        # the same bodies out of role are 403, and at another visit 409
+        for body in (bad, OVERSIZED, NOT_JSON):
+            await refused(body, "t-public", 403, "WrongRole")
+            await refused(body, move.token, 409, "StaleVisit", **if_match(visit + 1000))
+        checked.add(move.action)
+    assert set(BAD_BODY) - checked <= {Action.spot_check}, set(BAD_BODY) - checked
+
+
+async def test_a_body_visit_must_agree_with_if_match(
+    api: httpx.AsyncClient, witness: Witness, parked: Park
+):
+    pid, visit = await parked(Step.choose_path)
+    body = {"path": "remediation", "visit": visit + 1}
+    request = attempt(api, pid, Action.choose_path, "t-gov", body, if_match(visit))
+    answer = await witness.no_trace(pid, request, 422, "InvalidBody")
+    assert fields(answer) == ["visit"], answer
+    request = attempt(api, pid, Action.choose_path, "t-gov", {**body, "visit": "one"})
+    assert fields(await witness.no_trace(pid, request, 422, "InvalidBody")) == ["visit"]
+    # a visit in the body alone is the same as If-Match
+    request = attempt(api, pid, Action.choose_path, "t-gov", body)
+    await witness.no_trace(pid, request, 409, "StaleVisit")
+
+
+async def test_no_or_an_unknown_token_is_401(
+    api: httpx.AsyncClient, witness: Witness, parked: Park
+):
+    pid, _ = await parked(Step.release)
+    for headers in (
+        {},
+        bearer("t-unknown"),
+        bearer("t-planning" + "x"),
+        bearer(""),
+        {"Authorization": "Basic t-planning"},
+    ):
+        request = api.post(f"/parcels/{pid}/actions/release", json={}, headers=headers)
+        answer = await witness.no_trace(pid, request, 401, "Unauthenticated")
+        assert set(answer) <= {"error", "detail", "fields"}
+    no_token = await api.post(f"/parcels/{pid}/actions/release", json={})
+    assert no_token.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_an_unknown_parcel_is_404_and_a_second_start_409(
+    api: httpx.AsyncClient, witness: Witness, parked: Park
+):
+    pid, _ = await parked(Step.works)
+    missing = await attempt(api, f"{pid}-none", Action.release, "t-planning", {})
+    assert (missing.status_code, missing.json()["error"]) == (404, "NotFound"), missing.text
+    request = api.post("/parcels", json=route_facts(pid), headers=auth("reserve_agency"))
+    answer = await witness.no_trace(pid, request, 409, "AlreadyStarted")
+    assert f"parcel-{pid}" in answer["detail"]
+
+
+# --- idempotency ------------------------------------------------------------------------
+
+
+def taken(state: dict[str, Any], action: Action) -> list[dict[str, Any]]:
+    return [a for a in state["actions"] if a["action"] == action]
+
+
+async def accepted_updates(client: Client, pid: str) -> Counter[str]:
+    """Updates the history accepted, by name: what was applied, as Temporal recorded it."""
+    history = await client.get_workflow_handle(workflow_id(pid)).fetch_history()
+    names: dict[str, str] = {}
+    counted: Counter[str] = Counter()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+            request = event.workflow_execution_update_admitted_event_attributes.request
+            names[request.meta.update_id] = request.input.name
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            attrs = event.workflow_execution_update_accepted_event_attributes
+            name = attrs.accepted_request.input.name or names.get(attrs.protocol_instance_id, "")
+            counted[name] += 1
+    return counted
+
+
+async def test_a_key_applies_an_action_once_and_only_for_its_caller(
+    api: httpx.AsyncClient, witness: Witness, pid: str
+):
+    key = {"Idempotency-Key": f"review-{pid}"}
+    async for move, _visit in walk(api, pid):
+        if (move.step, move.token) == (Step.filing_review, "t-cityepb"):
+            first = await attempt(api, pid, move.action, move.token, move.body, key)
+            assert first.status_code == 200, first.text
+            again = attempt(api, pid, move.action, move.token, move.body, key)
+            assert await witness.no_trace(pid, again, 200) == first.json()
+            # the key replayed by another caller is that caller's own request
+            replayed = attempt(api, pid, move.action, "t-auditor", move.body, key)
+            await witness.no_trace(pid, replayed, 403, "WrongRole")
+        elif (move.step, move.token) == (Step.filing_review, "t-planning"):
+            before = await witness.trace(pid)
+            own = await attempt(api, pid, move.action, move.token, move.body, key)
+            assert own.status_code == 200 and own.json()["seq"] == first.json()["seq"] + 1
+            assert (await witness.trace(pid)).events > before.events
+            assert len(taken(await get(api, pid), Action.filing_review)) == 2
+        elif move.step == Step.risk_assessment_review and move.token == "t-planning":
+            # three retries racing each other: one action, three equal answers
+            race = {"Idempotency-Key": f"race-{pid}"}
+            answers = await asyncio.gather(
+                *(attempt(api, pid, move.action, move.token, ACCEPTED, race) for _ in range(3))
+            )
+            assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+            assert answers[0].json() == answers[1].json() == answers[2].json()
+            assert len(taken(await get(api, pid), Action.risk_assessment_review)) == 1
+        elif move.action == Action.secondary_pollution_inspection:
+            # a side action leaves its step open: the key, not the step, tells a retry
+            side = {"Idempotency-Key": f"inspection-{pid}"}
+            inspected = await attempt(api, pid, move.action, move.token, move.body, side)
+            assert inspected.status_code == 200, inspected.text
+            again = attempt(api, pid, move.action, move.token, move.body, side)
+            assert await witness.no_trace(pid, again, 200) == inspected.json()
+            other = attempt(api, pid, move.action, move.token, {"compliant": False}, side)
+            answer = await witness.no_trace(pid, other, 409, "IdempotencyConflict")
+            assert f"#{inspected.json()['seq']}" in answer["detail"]
+            elsewhere = attempt(api, pid, move.action, "t-depb-other", move.body, side)
+            await witness.no_trace(pid, elsewhere, 403, "WrongDistrict")
+            state = await get(api, pid)
+            assert len(taken(state, Action.secondary_pollution_inspection)) == 1
+            assert state["actions"][-1]["decisive"] == {"compliant": True}
+            break
+    counted = await accepted_updates(witness.client, pid)
+    assert (counted["filing_review"], counted["risk_assessment_review"]) == (2, 2), counted
+    assert counted["secondary_pollution_inspection"] == 1, counted
+
+
+async def test_a_key_after_the_release_returns_the_first_answer(
+    api: httpx.AsyncClient, witness: Witness, pid: str
+):
+    await start(api, clean_facts(pid))
+    key = {"Idempotency-Key": f"release-{pid}"}
+    first = await attempt(api, pid, Action.release, "t-planning", {"notes": "准予"}, key)
+    assert first.status_code == 200 and first.json()["status"] == "released", first.text
+    again = attempt(api, pid, Action.release, "t-planning", {"notes": "准予"}, key)
+    assert await witness.no_trace(pid, again, 200) == first.json()
+    request = attempt(api, pid, Action.release, "t-planning", {})
+    await witness.no_trace(pid, request, 409, "ParcelClosed")
+    for headers in ({}, key):  # a key replayed by another caller is that caller's request
+        request = attempt(api, pid, Action.release, "t-cityepb", {}, headers)
+        await witness.no_trace(pid, request, 403, "WrongRole")
+    assert len(taken(await get(api, pid), Action.release)) == 1
+
+
+# --- many at once -----------------------------------------------------------------------
+
+RACE_S = 60  # 50 actions at once answer in a few seconds
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def race_server(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    temporal: WorkflowEnvironment,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Server]:
+    """A server of each race's own: a race that stalls it stalls no other test."""
+    async with running_server(settings, temporal, tmp_path_factory.mktemp("race")) as running:
+        yield running
+
+
+def concurrent(server: Server) -> httpx.AsyncClient:
+    """A client of the real server, one connection per request in flight."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    return httpx.AsyncClient(base_url=server.url, limits=limits, timeout=RACE_S + 30)
+
+
+async def race(
+    http: httpx.AsyncClient, pid: str, tokens: list[str], action: Action, body: dict[str, Any]
+) -> list[tuple[str, httpx.Response]]:
+    """50 requests at once: half answer the open visit, half name none; some share keys."""
+    offers = (await get(http, pid))["next_actions"]
+    visit = next(a["visit"] for a in offers if a["action"] == action)
+    sends = []
+    for i in range(50):
+        token = tokens[i % len(tokens)]
+        headers = if_match(visit) if i % 2 else {}
+        if i % 5 == 0:
+            headers["Idempotency-Key"] = f"race-{i % 3}"
+        sends.append((token, attempt(http, pid, action, token, body, headers)))
+    began = time.monotonic()
+    try:  # the loop must stay free: a request blocking it stalls every other one
+        answers = await asyncio.wait_for(asyncio.gather(*(r for _, r in sends)), RACE_S)
+    except TimeoutError:
+        pytest.fail(f"50 {action.value} at once took over {time.monotonic() - began:.0f} s")
+    return [(token, answer) for (token, _), answer in zip(sends, answers, strict=True)]
+
+
+async def test_fifty_actions_at_once_apply_once_per_step_visit(
+    api: httpx.AsyncClient, witness: Witness, race_server: Server
+):
+    """Sent to the real server (its own event loop, its own database pool)."""
+    pid = f"C{uuid.uuid4().hex[:10]}"
+    await start(api, route_facts(pid))
+    races = [
+        (["t-depb"], Action.closure_screening, ROUTE[0].body),
+        (["t-cityepb", "t-planning"], Action.filing_review, ACCEPTED),
+    ]
+    for tokens, action, body in races:
+        if action == Action.filing_review:  # the investigation report in between
+            await take(api, pid, ROUTE[1], (await open_visit(api, pid, ROUTE[1]))[0] or 0)
+        async with concurrent(race_server) as http:
+            answers = await race(http, pid, tokens, action, body)
+        statuses = Counter(a.status_code for _, a in answers)
+        assert set(statuses) <= {200, 409, 429}, [a.text for _, a in answers]
+        assert all(a.headers.get("Retry-After") for _, a in answers if a.status_code == 429)
+        refused = {a.json()["error"] for _, a in answers if a.status_code == 409}
+        assert refused <= {"WrongStage", "StaleVisit"}, refused
+        state = await get(api, pid)
+        applied = taken(state, action)
+        assert sorted(a["role"] for a in applied) == sorted(
+            {"t-depb": "district_epb", "t-cityepb": "city_epb", "t-planning": "planning_land"}[t]
+            for t in tokens
+        ), applied
+        assert len({a["visit"] for a in applied}) == 1
+        for token in tokens:  # every 200 a caller got is the one application of theirs
+            seqs = {a.json()["seq"] for t, a in answers if t == token and a.status_code == 200}
+            assert len(seqs) == 1, (token, statuses)
+        counted = await accepted_updates(witness.client, pid)
+        assert counted[action.value] == len(tokens), counted
+
+
+INSPECTIONS = 20
+
+
+async def test_side_actions_at_once_are_each_applied_once(
+    api: httpx.AsyncClient, witness: Witness, race_server: Server, pid: str
+) -> None:
+    """Inspections leave the works open, so every one is applied: none lost, none twice.
+    Past Temporal's updates in flight per workflow they are 429 with Retry-After, and a
+    retry with the same key applies them once."""
+    await drive(api, pid, Step.works)
+    async with concurrent(race_server) as http:
+
+        async def inspect(i: int) -> httpx.Response:
+            key = {"Idempotency-Key": f"inspection-{i}"}
+            action = Action.secondary_pollution_inspection
+            return await attempt(http, pid, action, "t-depb", {"compliant": True}, key)
+
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(inspect(i) for i in range(INSPECTIONS))), RACE_S
+            )
+        except TimeoutError:
+            pytest.fail(f"{INSPECTIONS} inspections at once took over {RACE_S} s")
+        statuses = Counter(a.status_code for a in answers)
+        assert set(statuses) <= {200, 429}, [a.text for a in answers]
+        assert all(a.headers["Retry-After"].isdigit() for a in answers if a.status_code == 429)
+        applied = taken(await get(api, pid), Action.secondary_pollution_inspection)
+        seqs = {a.json()["seq"] for a in answers if a.status_code == 200}
+        assert len(applied) == len(seqs) == statuses[200]
+        for i, answer in enumerate(answers):
+            while answer.status_code == 429:
+                await asyncio.sleep(float(answer.headers["Retry-After"]))
+                answer = await inspect(i)
+            assert answer.status_code == 200, answer.text
+            seqs.add(answer.json()["seq"])
+    applied = taken(await get(api, pid), Action.secondary_pollution_inspection)
+    assert len(seqs) == INSPECTIONS == len(applied)
+    counted = await accepted_updates(witness.client, pid)
+    assert counted["secondary_pollution_inspection"] == INSPECTIONS, counted

@@ -522,25 +522,23 @@ async def inbox(
     }
     chosen_stage = stage if stage in {s.value for s in Stage} else None
     chosen_district = district if district in districts() else None
-    try:
-        found = queries.tasks_for(
-            db,
+
+    def fetch() -> tuple[Any, dict[str, int]]:
+        where: dict[str, Any] = {
             **scope,
-            stage=chosen_stage,
-            in_district=chosen_district,
-            overdue=_flag(overdue),
-            limit=PAGE_SIZE,
-            cursor=cursor or None,
-        )
-    except queries.BadCursor:
-        found = queries.tasks_for(
-            db,
-            **scope,
-            stage=chosen_stage,
-            in_district=chosen_district,
-            overdue=_flag(overdue),
-            limit=PAGE_SIZE,
-        )
+            "stage": chosen_stage,
+            "in_district": chosen_district,
+            "overdue": _flag(overdue),
+            "limit": PAGE_SIZE,
+        }
+        try:
+            found = queries.tasks_for(db, **where, cursor=cursor or None)
+        except queries.BadCursor:  # a stale link: its first page
+            found = queries.tasks_for(db, **where)
+        return found, queries.tasks_by_stage(db, **scope)
+
+    # The registry is read off the event loop, which keeps serving other requests.
+    found, by_stage = await asyncio.to_thread(fetch)
     now = datetime.now(UTC)
     tasks = [TaskOut.of(task, parcel, now) for task, parcel in found.items]
     filters = {"stage": chosen_stage or "", "district": chosen_district or "", "overdue": overdue}
@@ -548,7 +546,7 @@ async def inbox(
     context: dict[str, Any] = {
         "tasks": tasks,
         "total": found.total,
-        "by_stage": queries.tasks_by_stage(db, **scope),
+        "by_stage": by_stage,
         "filters": filters,
         "query": urlencode(kept),
         "next_url": (
@@ -1027,18 +1025,23 @@ async def register(
         "search": search,
         "limit": PAGE_SIZE,
     }
-    try:
-        found = queries.list_entries(db, **arguments, cursor=cursor or None)
-    except queries.BadCursor:
-        found = queries.list_entries(db, **arguments)
-    counts = {
-        name: (
-            found.total
-            if name == chosen
-            else queries.list_entries(db, list_name=name, current=True, limit=1).total
-        )
-        for name in LIST_NAMES
-    }
+
+    def fetch() -> tuple[Any, dict[str, int]]:
+        try:
+            found = queries.list_entries(db, **arguments, cursor=cursor or None)
+        except queries.BadCursor:
+            found = queries.list_entries(db, **arguments)
+        counts = {
+            name: (
+                found.total
+                if name == chosen
+                else queries.list_entries(db, list_name=name, current=True, limit=1).total
+            )
+            for name in LIST_NAMES
+        }
+        return found, counts
+
+    found, counts = await asyncio.to_thread(fetch)  # off the event loop, as the inbox
     kept = {
         k: v
         for k, v in {

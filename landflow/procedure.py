@@ -31,6 +31,19 @@ class Owner(StrEnum):
     transport_epbs = "transport_epbs"  # origin and destination district EPBs (BJ 29; Law 41)
 
 
+# The roles an owner can turn out to be once the rules have named it: a caller of one of
+# them asking before that is early (409, the step is not open), not out of role (403).
+OWNER_ROLES: dict[Owner, frozenset[Role]] = {
+    Owner.investigator: frozenset({Role.land_user, Role.reserve_agency, Role.district_government}),
+    Owner.responsible: frozenset(
+        {Role.responsible_party, Role.land_user, Role.district_government}
+    ),
+    Owner.land_user: frozenset({Role.land_user}),
+    Owner.evaluator: frozenset({Role.third_party_evaluator}),
+    Owner.transport_epbs: frozenset({Role.district_epb}),
+}
+
+
 @dataclass(frozen=True)
 class Answer:
     """An action a step accepts from one owner.

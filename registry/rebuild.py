@@ -6,9 +6,13 @@ and notices), for both procedures, and the run's close status from the history's
 event (a terminated parcel is known here even though no activity ran). Documents come
 from the citations in the history and the metadata beside each blob in the store.
 
-`reconcile(write=True)` replaces every registration's rows with the engine's truth
+`reconcile(write=True)` brings every registration's rows to the engine's truth
 (idempotent; hand edits are overwritten); with `write=False` it only lists the rows
-that disagree (`landflow registry verify`).
+that disagree (`landflow registry verify`). It runs beside live activities, so it never
+deletes a registration's rows to write them again (a reader would see the parcel gone)
+and never undoes what an activity wrote after the history it read: a row is only
+changed where it contradicts the engine, a decision of a rule point still being decided
+is kept, and a parcel whose history grew while it was written is read and settled again.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from documents.store import DocumentStore
 from landflow.decisions import Decision
@@ -78,6 +83,7 @@ class Registration:
     decisions: list[Decision] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     documents: dict[str, str] = field(default_factory=dict)  # document_id -> sha256 cited
+    deciding: bool = False  # a rules activity scheduled, not yet closed: its rows may exist
 
 
 def _chain_id(run: Sequence[HistoryEvent]) -> tuple[str, bool]:
@@ -100,19 +106,33 @@ def registrations(history: ParcelHistory) -> list[Registration]:
     return list(found.values())
 
 
+DECIDING = frozenset({DECIDE.name, legacy_names.DECIDE})
+ACTIVITY_CLOSED = (
+    "activity_task_failed_event_attributes",
+    "activity_task_timed_out_event_attributes",
+    "activity_task_canceled_event_attributes",
+)
+
+
 def _read_run(reg: Registration, run: Sequence[HistoryEvent], is_legacy: bool) -> None:
     scheduled: dict[int, str] = {}
+    open_decisions: set[int] = set()
     started_at = at(run[0])
     for event in run:
         kind = event.WhichOneof("attributes")
         if kind == "activity_task_scheduled_event_attributes":
             attrs = event.activity_task_scheduled_event_attributes
             scheduled[event.event_id] = attrs.activity_type.name
+            if attrs.activity_type.name in DECIDING:
+                open_decisions.add(event.event_id)
             _read_input(reg, attrs.activity_type.name, decode(attrs.input), is_legacy, started_at)
         elif kind == "activity_task_completed_event_attributes":
             completed = event.activity_task_completed_event_attributes
             name = scheduled.get(completed.scheduled_event_id)
+            open_decisions.discard(completed.scheduled_event_id)
             _read_result(reg, name, decode(completed.result), is_legacy)
+        elif kind in ACTIVITY_CLOSED:
+            open_decisions.discard(getattr(event, kind).scheduled_event_id)
         elif kind == "workflow_execution_update_accepted_event_attributes":
             args = decode(
                 event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args
@@ -121,6 +141,7 @@ def _read_run(reg: Registration, run: Sequence[HistoryEvent], is_legacy: bool) -
                 reg.documents[cited["document_id"]] = cited["sha256"]
         elif event.event_type in CLOSED and reg.projection is not None:
             reg.projection = reg.projection.model_copy(update={"status": CLOSED[event.event_type]})
+    reg.deciding = reg.deciding or bool(open_decisions)
 
 
 def _read_input(
@@ -161,16 +182,39 @@ def _read_result(reg: Registration, name: str | None, value: Any, is_legacy: boo
 
 
 def write_registration(session: Session, reg: Registration, store: DocumentStore | None) -> None:
-    """Replace the registration's rows with what the engine says (force: hand edits go)."""
-    writes.forget_run(session, run_id=reg.run_id)
+    """Bring the registration's rows to what the engine says (hand edits go), changing
+    only rows that contradict it: each write is whole, so a reader never finds the
+    parcel missing, and rows of a decision still being made are left to its activity."""
+    found = _rows(session, reg.run_id)
     if reg.projection is not None:
         writes.apply_projection(session, projection=reg.projection, force=True)
+    elif found["parcel"] is not None:  # a row the engine never projected
+        writes.forget_run(session, run_id=reg.run_id)
+        found = _rows(session, reg.run_id)
+    want_lists = _list_entries(reg.list_changes)
+    for row in found["lists"]:
+        if (aware(row.entered_at), aware(row.left_at)) != want_lists.get(row.list_name):
+            session.delete(row)  # written again below from the engine's changes
+    session.commit()
     for change in reg.list_changes:
         writes.apply_list_change(session, change=change)
+    want_decisions = {d.id: (d.outcome, d.row) for d in reg.decisions}
+    for row in found["decisions"]:
+        wanted = want_decisions.get(row.decision_id)
+        if (wanted is None and not reg.deciding) or (
+            wanted is not None and wanted != (row.outcome, row.row)
+        ):
+            session.delete(row)
+    session.commit()
     if reg.decisions:
         writes.add_decisions(
             session, run_id=reg.run_id, parcel_id=reg.parcel_id, decisions=reg.decisions
         )
+    want_notices = {n.key for n in reg.notices}
+    for row in found["notices"]:
+        if row.key not in want_notices:
+            session.delete(row)
+    session.commit()
     for notice in reg.notices:
         writes.add_notice(session, notice=notice)
     if store is not None:
@@ -269,13 +313,19 @@ def differences(session: Session, reg: Registration) -> list[str]:
     return diffs
 
 
-def _list_diffs(where: str, rows: Iterable[ListEntryRow], changes: list[ListChange]) -> list[str]:
+def _list_entries(changes: list[ListChange]) -> dict[str, tuple[datetime, datetime | None]]:
+    """Each list's entry as the engine's changes leave it: (entered, left)."""
     want: dict[str, tuple[datetime, datetime | None]] = {}
     for change in changes:
         if change.change == "enter":
-            want.setdefault(change.list_name, (change.at, None))
+            want.setdefault(change.list_name, (aware(change.at), None))
         elif change.list_name in want and want[change.list_name][1] is None:
-            want[change.list_name] = (want[change.list_name][0], change.at)
+            want[change.list_name] = (want[change.list_name][0], aware(change.at))
+    return want
+
+
+def _list_diffs(where: str, rows: Iterable[ListEntryRow], changes: list[ListChange]) -> list[str]:
+    want = _list_entries(changes)
     have = {r.list_name: (aware(r.entered_at), aware(r.left_at)) for r in rows}
     diffs = []
     for name in sorted(set(want) | set(have)):
@@ -292,6 +342,7 @@ class Report:
     registrations: int = 0
     differences: list[str] = field(default_factory=list)
     unknown_runs: list[str] = field(default_factory=list)  # rows of runs the engine never had
+    seen: set[str] = field(default_factory=set)  # parcel ids compared
 
 
 ABNORMAL = '"Terminated", "Failed", "TimedOut", "Canceled"'
@@ -328,17 +379,12 @@ async def reconcile(
     reconcile: a terminated parcel leaves the inboxes although no activity ran)."""
     report = Report()
     ids = await parcel_ids(client, closed_since)
-    report.parcels = len(ids)
     known_runs: set[str] = set()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(parcel_id: str) -> None:
         async with gate:
-            history = await fetch_history(client, parcel_id)
-        regs = registrations(history)
-        diffs = await asyncio.to_thread(_settle, engine, store, regs, write)
-        report.registrations += len(regs)
-        report.differences.extend(diffs)
+            regs = await settle_parcel(client, engine, store, parcel_id, write=write, report=report)
         known_runs.update(r.run_id for r in regs)
         if progress is not None:
             progress(parcel_id)
@@ -347,14 +393,59 @@ async def reconcile(
     if closed_since is not None:
         return report  # a partial pass says nothing about rows of other parcels
     with Session(engine) as session:
-        stored = set(session.exec(select(ParcelRow.run_id)).all())
-        stored |= set(session.exec(select(col(ListEntryRow.run_id)).distinct()).all())
-    report.unknown_runs = sorted(stored - known_runs)
+        stored = dict(session.exec(select(ParcelRow.run_id, ParcelRow.parcel_id)).all())
+        stored.update(
+            session.exec(select(ListEntryRow.run_id, ListEntryRow.parcel_id).distinct()).all()
+        )
+    # Rows of runs not in the listing: a parcel started since (its rows are its own) or a
+    # run the engine never had. Each parcel is asked again before anything is removed.
+    for parcel_id in sorted({stored[r] for r in set(stored) - known_runs}):
+        try:
+            async with gate:
+                regs = await settle_parcel(
+                    client, engine, store, parcel_id, write=write, report=report
+                )
+            known_runs.update(r.run_id for r in regs)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+    report.unknown_runs = sorted(set(stored) - known_runs)
     if write and report.unknown_runs:
         with Session(engine) as session:
             for run_id in report.unknown_runs:
                 writes.forget_run(session, run_id=run_id)
     return report
+
+
+async def settle_parcel(
+    client: Client,
+    engine: Engine,
+    store: DocumentStore | None,
+    parcel_id: str,
+    *,
+    write: bool,
+    report: Report,
+    attempts: int = 3,
+) -> list[Registration]:
+    """Compare (and with `write`, repair) one parcel's rows; its registrations. An
+    activity that ran while the rows were written shows in a history grown meanwhile (its
+    scheduling comes before its write): then the parcel is read and settled again."""
+    history = await fetch_history(client, parcel_id)
+    regs = registrations(history)
+    diffs = await asyncio.to_thread(_settle, engine, store, regs, write)
+    report.parcels += parcel_id not in report.seen
+    report.seen.add(parcel_id)
+    report.registrations += len(regs)
+    report.differences.extend(diffs)
+    for _ in range(attempts - 1):
+        if not (write and diffs):
+            break
+        again = await fetch_history(client, parcel_id)
+        if len(again.events) == len(history.events):
+            break
+        history, regs = again, registrations(again)
+        diffs = await asyncio.to_thread(_settle, engine, store, regs, write)
+    return regs
 
 
 def _settle(

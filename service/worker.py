@@ -26,9 +26,11 @@ from landflow.messages import (
     PARCEL_WORKFLOWS,
     REBUILD_WORKFLOW,
     REBUILD_WORKFLOW_ID,
+    STAGE_SA,
     RebuildRequest,
 )
 from landflow.settings import Settings
+from landflow.vocabulary import Stage
 from registry import queries, writes
 from registry.engine import make_engine
 from registry.migrate import upgrade
@@ -102,8 +104,14 @@ async def registry_behind(client: Client, engine: Engine) -> str | None:
         stored = queries.count_runs(session)
     if status is not None and status.value in ("due", "running"):
         return f"rebuild {status.value}: {status.detail}"
+    # Only parcels past intake count: one still at intake (a start in flight as the
+    # worker restarts, a parcel registered while it was down) is projected by its own
+    # first activity once a worker polls; that is not a registry behind.
     types = ", ".join(f'"{t}"' for t in PARCEL_WORKFLOWS)
-    query = f'WorkflowType IN ({types}) AND ExecutionStatus != "ContinuedAsNew"'
+    query = (
+        f'WorkflowType IN ({types}) AND ExecutionStatus != "ContinuedAsNew" '
+        f'AND {STAGE_SA.name} != "{Stage.intake.value}"'
+    )
     engine_count = (await client.count_workflows(query)).count
     if engine_count > stored:
         return f"the registry holds {stored} registrations, the engine {engine_count}"

@@ -25,14 +25,16 @@ from temporalio.testing import WorkflowEnvironment
 from documents import open_store
 from landflow.messages import REBUILD_WORKFLOW, RebuildRequest, RebuildSummary
 from landflow.settings import Settings
+from registry import rebuild
 from registry.engine import make_engine
 from registry.migrate import upgrade
 from registry.rebuild import reconcile
 from service.worker import build_worker, ensure_registry_current, registry_behind
 from tests.conftest import api_client, binary, make_settings
-from tests.e2e.record.test_registrations import _listed
+from tests.e2e.record.test_registrations import _listed, _listed_facts
 from tests.helpers import act, clean_facts, facts, start
 from workflows import visibility
+from workflows.history import fetch_history
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -177,3 +179,96 @@ def test_a_corrupt_registry_names_the_file_and_the_fix(tmp_path: Path):
     with pytest.raises(RegistryUnavailable) as refused:
         create_app(settings)
     assert str(broken) in str(refused.value) and "landflow registry rebuild" in str(refused.value)
+
+
+async def _rows_of(settings: Settings, parcel_id: str) -> dict[str, int]:
+    database = settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as db:
+        return {
+            table: db.execute(
+                f"SELECT count(*) FROM {table} WHERE parcel_id = ?", (parcel_id,)
+            ).fetchone()[0]
+            for table in ("parcels", "decisions", "list_entries")
+        }
+
+
+async def test_a_rebuild_keeps_parcels_started_after_it_listed_them(own, monkeypatch):
+    """A rebuild lists the parcels once; one started meanwhile has rows the listing never
+    saw. They are its own activities' rows, not a run the engine never had."""
+    env, settings, api = own
+    late = f"R{uuid.uuid4().hex[:8]}"
+    await _listed(api, late)
+    before = await _rows_of(settings, late)
+    assert before["parcels"] == 1 and before["decisions"] > 0 and before["list_entries"] > 0
+    listed = rebuild.parcel_ids
+
+    async def listed_before_it_started(client, closed_since=None):
+        return [p for p in await listed(client, closed_since) if p != late]
+
+    monkeypatch.setattr(rebuild, "parcel_ids", listed_before_it_started)
+    engine = make_engine(settings.database_url)
+    try:
+        report = await reconcile(
+            env.client, engine, open_store(str(settings.documents_dir)), write=True
+        )
+    finally:
+        engine.dispose()
+    assert report.unknown_runs == []
+    assert await _rows_of(settings, late) == before
+
+
+async def test_a_rebuild_from_a_stale_history_keeps_rows_written_meanwhile(own, monkeypatch):
+    """The rebuild reads a parcel's history, then writes; an activity that wrote rows in
+    between (here: the decisions of a report) must keep them, and the parcel must never
+    be seen without its rows."""
+    env, settings, api = own
+    pid = f"R{uuid.uuid4().hex[:8]}"
+    await start(api, _listed_facts(pid))
+    stale = await fetch_history(env.client, pid)
+    await _listed(api, pid, started=True)
+    after = await _rows_of(settings, pid)
+    reads = {"count": 0}
+
+    async def first_read_is_stale(client, parcel_id):
+        reads["count"] += 1
+        return stale if reads["count"] == 1 else await fetch_history(client, parcel_id)
+
+    async def only_this_parcel(client, closed_since=None):
+        return [pid]
+
+    monkeypatch.setattr(rebuild, "fetch_history", first_read_is_stale)
+    monkeypatch.setattr(rebuild, "parcel_ids", only_this_parcel)
+    engine = make_engine(settings.database_url)
+    try:
+        await reconcile(env.client, engine, None, write=True, closed_since=None)
+    finally:
+        engine.dispose()
+    monkeypatch.undo()
+    assert await _rows_of(settings, pid) == after
+    assert reads["count"] >= 2, "the history grew while the rows were written: read again"
+    assert [d for d in await _verify(env, settings) if pid in d] == []
+
+
+async def test_a_parcel_waiting_for_its_first_projection_is_not_a_registry_behind(own):
+    """Registered while no worker polls (or in flight as one restarts): it projects itself
+    once a worker comes; a rebuild at every worker start would be needless."""
+    env, settings, _api = own
+    engine = make_engine(settings.database_url)
+    try:
+        assert await registry_behind(env.client, engine) is None
+        unpolled = settings.model_copy(update={"task_queue": f"q-{uuid.uuid4().hex[:6]}"})
+        pid = f"R{uuid.uuid4().hex[:8]}"
+        async with api_client(unpolled, env.client) as no_worker:
+            await start(no_worker, clean_facts(pid))
+        handle = env.client.get_workflow_handle(f"parcel-{pid}")
+        query = f'WorkflowId = "parcel-{pid}"'
+        for _ in range(100):  # visibility lags the engine a little
+            if (await env.client.count_workflows(query)).count:
+                break
+            await asyncio.sleep(0.1)
+        try:
+            assert await registry_behind(env.client, engine) is None
+        finally:
+            await handle.terminate("test: never polled")
+    finally:
+        engine.dispose()

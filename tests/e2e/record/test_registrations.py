@@ -17,8 +17,14 @@ from tests.helpers import (
 )
 
 
-async def _listed(api, pid: str) -> None:
-    await start(api, facts(pid, enterprise_closed=False, industry="other"))
+def _listed_facts(pid: str) -> dict:
+    return facts(pid, enterprise_closed=False, industry="other")
+
+
+async def _listed(api, pid: str, started: bool = False) -> None:
+    """Drive a parcel to the contaminated list (started here unless `started`)."""
+    if not started:
+        await start(api, _listed_facts(pid))
     documents = await cite(api, pid, "investigation_report", "reserve_agency")
     body = {"samples": DIRTY_SAMPLES, "extent_m2": 1, "degree": "x", "documents": documents}
     await act(api, pid, "investigation_report", body, "reserve_agency")

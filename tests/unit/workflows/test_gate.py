@@ -227,3 +227,28 @@ def test_a_body_over_its_limit_is_too_large_and_the_history_budget_is_kept():
             history_bytes=full,
         )
     assert refused.value.type == "HistoryBudget"
+
+
+def test_an_owner_the_rules_have_not_named_yet_makes_a_possible_caller_early_not_out_of_role():
+    """Right after registration the investigator (R2) is not decided: the reserve agency
+    sending its report is early (409), the public still out of role (403)."""
+    state = parcel()  # no open task, no investigator
+    report = request({"samples": []})
+    assert refusal(state, Actor(role="reserve_agency"), "investigation_report", report) == (
+        "WrongStage"
+    )
+    assert refusal(state, Actor(role="public"), "investigation_report", report) == "WrongRole"
+
+
+def test_an_open_side_task_makes_its_assignee_owner_of_its_own_action_only():
+    """The origin EPB owes the transport acknowledgement; that does not make it an owner
+    of the release (403, not 409 with the step named)."""
+    ack = task(
+        Step.transport_acknowledgement,
+        Stage.remediation,
+        Assignee(owner=Owner.transport_epbs, role=Role.district_epb, district="海淀区"),
+    )
+    state = parcel(ack)
+    epb = Actor(role="district_epb", district="海淀区")
+    assert refusal(state, epb, "release") == "WrongRole"
+    assert refusal(state, epb, "closure_screening") == "WrongDistrict"

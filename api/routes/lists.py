@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import PolicyDep, SessionDep
 from api.errors import ApiError
-from api.routes.parcels import ParcelId, _paged
+from api.routes.parcels import ParcelId, paged
 from api.schemas import (
     DocumentOut,
     ListEntryOut,
@@ -39,7 +39,7 @@ def public_list(
 ) -> PublicList:
     """The suspected-parcel list (BJ 16, 18), the risk-control-and-remediation list
     (Law 58, 61, 66) or the development negative list (BJ 18), with the disclosure fields."""
-    page = _paged(
+    page = paged(
         lambda: queries.list_entries(
             session,
             list_name=list_name,

@@ -228,7 +228,7 @@ def list_parcels(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ParcelPage:
     """Current registrations from the registry, by parcel id, with the total and a cursor."""
-    page = _paged(
+    page = paged(
         lambda: queries.list_parcels(
             session,
             stage=stage,
@@ -248,7 +248,8 @@ def list_parcels(
     )
 
 
-def _paged(fetch: Callable[[], Any]) -> Any:
+def paged(fetch: Callable[[], Any]) -> Any:
+    """A page of a registry listing; a cursor it cannot read is the client's 422."""
     try:
         return fetch()
     except queries.BadCursor as exc:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import Caller, SessionDep
-from api.routes.parcels import _paged
+from api.routes.parcels import paged
 from api.schemas import TaskOut, TaskPage, error_responses
 from landflow.vocabulary import Stage
 from registry import queries
@@ -31,7 +31,7 @@ def my_tasks(
     """Open tasks the caller owes on running parcels, oldest deadline first, with the
     total, the counts per stage, and a cursor for the next page."""
     role, district_of, party = caller.role.value, caller.district, caller.party
-    page = _paged(
+    page = paged(
         lambda: queries.tasks_for(
             session,
             role=role,

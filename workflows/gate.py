@@ -138,7 +138,7 @@ def _authorise(state: ParcelState, actor: Actor, action: Action) -> None:
     if any(matches(actor, c) for c in same_role):
         return
     undecided = [o for o in dict.fromkeys(owners) if not resolve(o, state)]
-    if not same_role and any(actor.role in OWNER_ROLES.get(o, ()) for o in undecided):
+    if not same_role and any(_may_become(actor, o, state) for o in undecided):
         return  # the rules have not named this owner yet: the step check says "not open"
     if not same_role:
         roles = sorted({c.role.value for c in candidates} or {o.value for o in owners})
@@ -160,6 +160,17 @@ def _authorise(state: ParcelState, actor: Actor, action: Action) -> None:
         f"{state.parcel_id} for {action.value}"
         + ("" if bound else f": no {actor.role.value} is bound to it yet"),
     )
+
+
+def _may_become(actor: Actor, owner: Owner, state: ParcelState) -> bool:
+    """Whether the rules could yet name this actor the owner: a role it can turn out to
+    be, of this parcel's district, and for a company the one already bound to the parcel
+    (only the land user is bound that early). Such a caller is early (409), not out of
+    role; any other company is out of party (403)."""
+    if actor.role not in OWNER_ROLES.get(owner, ()):
+        return False
+    land_user = state.parties.land_user if actor.role == Role.land_user else None
+    return matches(actor, _bound(owner, actor.role, state.district, land_user))
 
 
 def _open_task(

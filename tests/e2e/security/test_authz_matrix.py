@@ -62,6 +62,14 @@ LEARNT: dict[str, tuple[Action, int]] = {
     "transport_epbs": (Action.soil_transport, 1),
     "evaluator": (Action.commission_evaluator, 1),
 }
+# Before it is learnt, who could still be named that owner (a possible role, of the
+# parcel's district, and for a company the one bound to the parcel): early, not out of role.
+POSSIBLE: dict[str, tuple[str, ...]] = {
+    "investigator": ("t-reserve", "t-gov", "t-landuser"),
+    "responsible": ("t-gov", "t-landuser"),  # the polluter is not bound before R4
+    "transport_epbs": ("t-depb",),  # the origin is this parcel's district
+    "evaluator": (),  # not bound before it is commissioned
+}
 BUREAUS = ("city_epb", "planning_land")
 OWNED_BY: dict[Action, tuple[str, ...]] = {
     Action.closure_screening: ("district_epb",),
@@ -156,17 +164,28 @@ class Point:
     closed: bool = False
 
     def owners(self, action: Action) -> set[str]:
+        return {token for owner in OWNED_BY[action] if self.learnt(owner) for token in WHO[owner]}
+
+    def learnt(self, owner: str) -> bool:
+        if owner not in LEARNT:
+            return True
+        taken, times = LEARNT[owner]
+        return [m.action for m in self.taken].count(taken) >= times
+
+    def possible(self, action: Action) -> set[str]:
+        """Who could yet be named an owner of the action that is not learnt yet."""
         return {
             token
             for owner in OWNED_BY[action]
-            if owner not in LEARNT
-            or [m.action for m in self.taken].count(LEARNT[owner][0]) >= LEARNT[owner][1]
-            for token in WHO[owner]
+            if not self.learnt(owner)
+            for token in POSSIBLE[owner]
         }
 
     def expected(self, token: str, action: Action) -> str:
         """The refusal's `error` (or "open") DOMAIN.md and the check order give."""
         owners = self.owners(action)
+        if token not in owners and token in self.possible(action):
+            return "ParcelClosed" if self.closed else "WrongStage"
         if token in owners:
             if self.closed:
                 return "ParcelClosed"

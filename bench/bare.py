@@ -1,10 +1,11 @@
 """The baseline: a workflow of the parcel's shape with no logic, and its worker.
 
-`segments[0]` no-op activities run before the first wait (what `started` waits for);
-each later segment runs after one `act` update, which returns when its segment is done,
-as a parcel action returns once the parcel has moved on. With `loop` > 0 the workflow
-then keeps taking updates of `loop` activities each (the latency benchmark). No rules,
-registry, search attributes or timers: what is left is Temporal and the SDK.
+`segments[0]` no-op activities (and `local[0]` local ones) run before the first wait
+(what `started` waits for); each later segment runs after one `act` update, which
+returns when its segment is done, as a parcel action returns once the parcel has moved
+on. Each wait also holds as many durable timers as the parcel's step held there (its
+deadline: the law's, so the shape's), cancelled when the update arrives. No rules,
+registry, search attributes, queries or HTTP: what is left is Temporal and the SDK.
 
 Run the worker with `python -m bench.bare ADDRESS TASK_QUEUE`.
 """
@@ -26,8 +27,9 @@ WORKFLOW = "BareParcelWorkflow"
 
 
 class BareShape(BaseModel):
-    segments: list[int]
-    loop: int = 0
+    segments: list[int]  # activities per segment
+    local: list[int] = []  # local activities per segment (a parcel's, should it use them)
+    timers: list[int] = []  # durable timers held while waiting after each segment
 
 
 @activity.defn(name="bare_step")
@@ -44,18 +46,31 @@ class BareWorkflow:
 
     @workflow.run
     async def run(self, shape: BareShape) -> int:
+        local = shape.local or [0] * len(shape.segments)
+        timers = shape.timers or [0] * len(shape.segments)
         for index, count in enumerate(shape.segments):
-            await self._segment(index, count)
-        while shape.loop:
-            await self._segment(self._done, shape.loop)
+            if index and timers[index - 1]:
+                await self._wait_with_timers(index, timers[index - 1])
+            await self._segment(index, count, local[index])
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._done
 
-    async def _segment(self, index: int, count: int) -> None:
+    async def _wait_with_timers(self, index: int, count: int) -> None:
+        """A step's deadline timers, started and then cancelled by the update."""
+        held = [asyncio.ensure_future(workflow.sleep(timedelta(days=30))) for _ in range(count)]
+        await workflow.wait_condition(lambda: self._accepted >= index)
+        for timer in held:
+            timer.cancel()
+
+    async def _segment(self, index: int, count: int, local: int = 0) -> None:
         if index:
             await workflow.wait_condition(lambda: self._accepted >= index)
         for _ in range(count):
             await workflow.execute_activity(
+                "bare_step", index, start_to_close_timeout=timedelta(seconds=30)
+            )
+        for _ in range(local):
+            await workflow.execute_local_activity(
                 "bare_step", index, start_to_close_timeout=timedelta(seconds=30)
             )
         self._done = index + 1
@@ -76,6 +91,7 @@ class BareWorkflow:
 async def run_worker(address: str, task_queue: str) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     worker = Worker(client, task_queue=task_queue, workflows=[BareWorkflow], activities=[bare_step])
+    print("bare worker polling", task_queue, flush=True)  # what bench.stack waits for
     await worker.run()
 
 

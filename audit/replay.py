@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
@@ -59,12 +60,28 @@ class HistoryReplayer:
 
     def __init__(self, workflows: Sequence[type] = PARCEL_WORKFLOW_CLASSES) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-        self._replayer = Replayer(
-            workflows=list(workflows),
-            data_converter=pydantic_data_converter,
-            workflow_task_executor=self._pool,
-            runtime=_quiet_runtime(),
-        )
+        self._workflows = list(workflows)
+        self._by_type = {
+            defn.name: cls
+            for cls in self._workflows
+            if (defn := workflow._Definition.from_class(cls)) and defn.name
+        }
+        self._replayers: dict[str | None, Replayer] = {}
+
+    def _replayer(self, events: Sequence[HistoryEvent]) -> Replayer:
+        """A replayer of the history's own workflow type only: each replay prepares every
+        workflow it knows in the sandbox, and a parcel has one type."""
+        first = events[0]
+        name = first.workflow_execution_started_event_attributes.workflow_type.name or None
+        key = name if name in self._by_type else None
+        if key not in self._replayers:
+            self._replayers[key] = Replayer(
+                workflows=[self._by_type[key]] if key else self._workflows,
+                data_converter=pydantic_data_converter,
+                workflow_task_executor=self._pool,
+                runtime=_quiet_runtime(),
+            )
+        return self._replayers[key]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -95,7 +112,7 @@ class HistoryReplayer:
             return None  # nothing decided yet: nothing to disagree with
         try:
             result = await asyncio.wait_for(
-                self._replayer.replay_workflow(
+                self._replayer(events).replay_workflow(
                     WorkflowHistory(wid, events), raise_on_replay_failure=False
                 ),
                 REPLAY_TIMEOUT_S,

@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    import workflows.legacy.names as names  # this form: see workflows/parcel.py
     from landflow import signing
     from landflow import state as current_shape
     from landflow.messages import (
@@ -27,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         ActionOutcome,
     )
     from landflow.messages import ActionRequest as SignedRequest
-    from workflows.legacy import names
     from workflows.legacy.contracts import (
         Action,
         ActionRecord,

@@ -285,15 +285,6 @@ class ParcelStart(BaseModel):
     policy: Policy | None = None  # carried with the state: a parcel keeps its policy
 
 
-class StartedView(BaseModel):
-    """What POST /parcels answers once the first step is open."""
-
-    stage: Stage
-    waiting_on: list[Role]
-    deadline: datetime | None
-    run_id: str
-
-
 class Refusal(StrEnum):
     """Why an action was refused; the API maps each to its HTTP status once (api/errors.py)."""
 
@@ -324,6 +315,16 @@ class NextAction(BaseModel):
     deadline: datetime
     overdue: bool
     ends_step: bool  # False: recorded while the step stays open (a soil transport)
+
+
+class StartedView(BaseModel):
+    """What POST /parcels answers once the first step is open (no state query needed)."""
+
+    stage: Stage
+    waiting_on: list[Role]
+    deadline: datetime | None
+    run_id: str
+    next_actions: list[NextAction] = []  # absent from the first procedure's answers
 
 
 class RebuildRequest(BaseModel):

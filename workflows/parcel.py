@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         Task,
     )
     from landflow.vocabulary import Role, Stage, Step
-    from workflows.gate import Claim, reject, transport_assignees
+    from workflows.gate import Claim, next_actions, reject, transport_assignees
     from workflows.inbox import Answered, Inbox
     from workflows.journal import Journal
 
@@ -636,6 +636,7 @@ class ParcelWorkflow:
             waiting_on=self.state.waiting_on(),
             deadline=blocking.deadline if blocking else None,
             run_id=self.state.run_id,
+            next_actions=next_actions(self.state),
         )
 
     @workflow.query(name=STATE_QUERY)

@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile as FormFile
 
 from api.deps import Caller, PolicyDep, SessionDep, SettingsDep, StoreDep, TemporalDep
 from api.errors import ApiError
-from api.routes.parcels import ParcelId, parcel_state
+from api.routes.parcels import ParcelId, parcel_exists, parcel_state
 from api.schemas import DocumentList, DocumentOut, error_responses
 from documents import names, sniff
 from documents.store import DocumentStore, Empty, NotStored, TooLarge
@@ -95,8 +95,9 @@ async def upload(
     title: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Any:
     """Upload a document to a parcel; the same bytes uploaded twice are one document."""
-    state, _ = await parcel_state(client, settings, parcel_id)
-    if not may_upload(state, caller):
+    if caller.role == Role.reserve_agency:  # it registered the parcel: may upload
+        await parcel_exists(client, settings, parcel_id)
+    elif not may_upload((await parcel_state(client, settings, parcel_id))[0], caller):
         raise ApiError(
             403,
             "WrongParty",

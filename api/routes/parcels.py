@@ -57,7 +57,7 @@ from landflow.state import ParcelState, RunStatus
 from landflow.vocabulary import Action, Role, Stage
 from registry import queries
 from workflows import visibility
-from workflows.gate import admit, next_actions
+from workflows.gate import admit
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
 
@@ -131,9 +131,6 @@ async def _start(
             ),
             left,
         )
-        state = await handle.query(
-            STATE_QUERY, result_type=ParcelState, rpc_timeout=timedelta(seconds=left)
-        )
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
         return started  # started and durable; no worker has picked it up yet
     return started.model_copy(
@@ -142,7 +139,7 @@ async def _start(
             "stage": view.stage,
             "waiting_on": view.waiting_on,
             "deadline": view.deadline,
-            "next_actions": next_actions(state),
+            "next_actions": view.next_actions,
         }
     )
 
@@ -261,21 +258,34 @@ def paged(fetch: Callable[[], Any]) -> Any:
 async def parcel_state(
     client: Client, settings: SettingsDep, parcel_id: str
 ) -> tuple[ParcelState, RunStatus]:
-    """The parcel as its workflow knows it, and how its run stands (terminated...)."""
+    """The parcel as its workflow knows it, and how its run stands (terminated...). The
+    description and the query go out together: a click waits for one round trip."""
     timeout = settings.action_timeout_s
     handle = client.get_workflow_handle(workflow_id(parcel_id))
-    described = await _describe(client, parcel_id, timeout)
-    if described is None:
-        raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
-    abnormal = _abnormal(described)
+    query = handle.query(
+        STATE_QUERY, result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
+    )
+    asked = asyncio.ensure_future(within(query, timeout, "the workflow engine or its worker"))
+    asked.add_done_callback(lambda f: f.cancelled() or f.exception())  # never left unread
     try:
-        query = handle.query(
-            STATE_QUERY, result_type=ParcelState, rpc_timeout=timedelta(seconds=timeout)
-        )
-        state = await within(query, timeout, "the workflow engine or its worker")
+        described = await _describe(client, parcel_id, timeout)
+    except BaseException:
+        asked.cancel()
+        raise
+    if described is None:
+        asked.cancel()
+        raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
+    try:
+        state = await asked
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
-    return state, abnormal or state.status
+    return state, _abnormal(described) or state.status
+
+
+async def parcel_exists(client: Client, settings: SettingsDep, parcel_id: str) -> None:
+    """404 unless the parcel was ever registered (no query: the server alone answers)."""
+    if await _describe(client, parcel_id, settings.action_timeout_s) is None:
+        raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
 
 
 @router.get("/{parcel_id}", response_model=ParcelOut, responses=ERRORS)

@@ -26,10 +26,20 @@ class NoticeActivities:
     ) -> None:
         self.policy_file, self.engine = policy_file, engine
         self.webhook_url, self.http = webhook_url, http
+        self._parsed: tuple[tuple[int, int, int], Policy] | None = None
 
     @activity.defn(name=LOAD_POLICY.name)
     async def load_policy(self, _request: PolicyRequest) -> Policy:
-        return await asyncio.to_thread(load_policy, self.policy_file)
+        return await asyncio.to_thread(self._policy)
+
+    def _policy(self) -> Policy:
+        """The policy file as it is now; parsed again only when it changed (every parcel
+        start asks, and parsing the YAML cost more than the rest of the activity)."""
+        stat = self.policy_file.stat()
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if self._parsed is None or self._parsed[0] != key:
+            self._parsed = (key, load_policy(self.policy_file))
+        return self._parsed[1]
 
     def _record(self, notice: Notice) -> bool:
         with Session(self.engine) as session:

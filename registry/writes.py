@@ -63,6 +63,7 @@ def apply_projection(
     values = parcel_values(projection)
     run_id = projection.run_id
     changed = {k: v for k, v in values.items() if k != "started_at"}  # fixed at the first
+    inserted = False
     while True:
         stmt = update(ParcelRow).where(col(ParcelRow.run_id) == run_id)
         if not force:
@@ -81,6 +82,7 @@ def apply_projection(
         try:
             session.add(ParcelRow(run_id=run_id, **values))
             session.flush()
+            inserted = True
             break
         except IntegrityError:  # another writer inserted it meanwhile: compare again
             session.rollback()
@@ -97,7 +99,8 @@ def apply_projection(
         )
         for task in projection.tasks
     )
-    _mark_current(session, projection.parcel_id)
+    if inserted or force:  # a run's current flag changes only when a run of its id is added
+        _mark_current(session, projection.parcel_id)
     session.commit()
     return True
 

@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Replayer
 
+from workflows import bytecode
 from workflows.history import ParcelHistory, run_id_of
 from workflows.legacy.parcel import ParcelWorkflow as LegacyParcelWorkflow
 from workflows.parcel import ParcelWorkflow
@@ -59,6 +60,7 @@ class HistoryReplayer:
     """Replays parcel histories against workflow code (both procedures unless told otherwise)."""
 
     def __init__(self, workflows: Sequence[type] = PARCEL_WORKFLOW_CLASSES) -> None:
+        bytecode.compile_modules()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         self._workflows = list(workflows)
         self._by_type = {

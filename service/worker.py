@@ -37,6 +37,7 @@ from registry.migrate import upgrade
 from rules import gb_standards
 from rules.engine import RulesEngine
 from rules.policy_file import load_policy
+from workflows import bytecode
 from workflows.client import connect, prometheus_runtime
 from workflows.legacy.parcel import ParcelWorkflow as LegacyParcelWorkflow
 from workflows.parcel import ParcelWorkflow
@@ -63,6 +64,7 @@ def build_worker(
     """Everything the workflows need, checked at start-up: a bad rules or policy file, or
     an unusable registry, stops here with a message naming it."""
     prepare_process(settings)
+    bytecode.compile_modules()
     load_policy(settings.policy_file)
     engine = make_engine(settings.database_url)
     upgrade(engine)

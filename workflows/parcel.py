@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         ActionEntry,
         JournalEntry,
         ListMembership,
+        ParcelOutcome,
         ParcelState,
         StageVisit,
         Task,
@@ -117,7 +118,7 @@ class ParcelWorkflow:
     # --- the procedure -------------------------------------------------------------
 
     @workflow.run
-    async def run(self, start: ParcelStart) -> ParcelState:
+    async def run(self, start: ParcelStart) -> ParcelOutcome:
         await self._begin(start)
         decided = await self.rules(RulePoint.intake)  # R3, R6 (and R1, R2 unscreened)
         if decided.outcome("R3") == "required":  # BJ 16
@@ -137,7 +138,7 @@ class ParcelWorkflow:
                 await self.remove_from_lists()
         await self.release()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
+        return ParcelOutcome.of(self.state)
 
     async def investigate(self) -> str:
         """BJ 17; Law 59: investigate until the city EPB and the planning bureau accept the

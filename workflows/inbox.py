@@ -103,6 +103,7 @@ class Inbox:
         self._pending = _Pending()
         self._activities = 0  # activities running on the inbox's behalf
         self.updates = 0  # actions accepted in this run (Temporal allows 2,000 per run)
+        self.projected = 0  # steps opened and written to the registry in this run
         self._watchers: list[asyncio.Task[None]] = []
 
     # --- the procedure's side -----------------------------------------------------
@@ -115,6 +116,7 @@ class Inbox:
             return Answered(step, by_seq[entry.seqs[0]].visit, [by_seq[s] for s in entry.seqs])
         task = self._adopt(step) or self._open(step, resolve_owners(step, self.state), allows)
         await self.effects.sync()
+        self.projected += 1
         self.settle()
         while True:
             await workflow.wait_condition(

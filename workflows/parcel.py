@@ -66,6 +66,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.journal import Journal
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Patches (workflow.patched): what running parcels started before a change keep doing.
+STARTED_AFTER_PROJECTION = "started-answers-after-the-first-projection"
 Out = TypeVar("Out")
 
 
@@ -627,9 +629,15 @@ class ParcelWorkflow:
 
     @workflow.update(name=STARTED_UPDATE)
     async def started(self) -> StartedView:
-        """Answers once the new parcel waits on its first step (POST /parcels)."""
+        """Answers once the new parcel waits on its first step and the registry shows it
+        (POST /parcels: the inbox lists the step as soon as the client is told)."""
+        projected = workflow.patched(STARTED_AFTER_PROJECTION)  # earlier runs answered before
         await workflow.wait_condition(
-            lambda: self.state.blocking() is not None or self.state.status != "running"
+            lambda: self.state.status != "running"
+            or (
+                self.state.blocking() is not None
+                and (not projected or (self._inbox is not None and self._inbox.projected > 0))
+            )
         )
         blocking = self.state.blocking()
         return StartedView(

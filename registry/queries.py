@@ -190,6 +190,11 @@ def current_run(session: Session, *, parcel_id: str) -> ParcelRow | None:
     ).first()
 
 
+def open_tasks(session: Session, *, run_id: str) -> list[TaskRow]:
+    """The owners still owing an open task of the registration (the inbox's rows)."""
+    return list(session.exec(select(TaskRow).where(TaskRow.run_id == run_id)))
+
+
 def runs_of(session: Session, *, parcel_id: str) -> list[ParcelRow]:
     query = select(ParcelRow).where(ParcelRow.parcel_id == parcel_id)
     return list(session.exec(query.order_by(col(ParcelRow.started_at))))

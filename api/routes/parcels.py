@@ -51,13 +51,14 @@ from landflow.messages import (
     workflow_id,
 )
 from landflow.policy import Policy
+from landflow.procedure import PROCEDURE
 from landflow.settings import Settings
 from landflow.signing import KeyRing
-from landflow.state import ParcelState, RunStatus
-from landflow.vocabulary import Action, Role, Stage
+from landflow.state import Assignee, ParcelState, RunStatus
+from landflow.vocabulary import Action, Role, Stage, Step
 from registry import queries
 from workflows import visibility
-from workflows.gate import admit
+from workflows.gate import admit, matches
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
 
@@ -343,10 +344,14 @@ async def act(
     route and the workbench's forms both come through here."""
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
-    legacy = await asyncio.to_thread(_runs_legacy_procedure, session, parcel_id)
-    if not legacy and (action in actions.SAMPLE_ACTIONS or action == Action.evaluation):
+    carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
+    legacy, owed = await asyncio.to_thread(
+        _before_the_engine, session, parcel_id, caller, action, visit, carries_samples
+    )
+    if not legacy and carries_samples and not owed:
         # Samples are stored before the workflow sees them: refuse out-of-role or
-        # out-of-step callers first, so nothing of theirs is stored.
+        # out-of-step callers first, so nothing of theirs is stored. The refusal is the
+        # workflow's own gate on its state, never the registry's word.
         state, run_status = await parcel_state(client, settings, parcel_id)
         retry = actions.idempotency_digest(caller, idempotency_key) in state.keys
         if not retry:  # a retry of an applied action gets its first outcome, as any other
@@ -396,6 +401,50 @@ async def act(
 # restart starts today's), so a positive answer can be kept; bounded by what fits here.
 _ON_TODAYS_PROCEDURE: dict[str, None] = {}
 _REMEMBERED = 100_000
+
+
+def _before_the_engine(
+    session: Session,
+    parcel_id: str,
+    caller: Actor,
+    action: Action,
+    visit: int | None,
+    carries_samples: bool,
+) -> tuple[bool, bool]:
+    """Whether the parcel runs the first procedure, and (for an action that carries
+    samples) whether the registry shows the caller owing an open step that takes it.
+
+    The registry is written before an action's reply, so a caller answering the step it
+    was just shown finds it there, and the state query (a round trip through the worker,
+    the slowest part of a sample report under load) is skipped. Anything else asks the
+    workflow; the workflow judges every action again, so a registry a moment behind
+    costs at most a stored sample blob that no record refers to."""
+    legacy = _runs_legacy_procedure(session, parcel_id)
+    if legacy or not carries_samples:
+        return legacy, False
+    return False, _registry_shows_owed(session, parcel_id, caller, action, visit)
+
+
+def _registry_shows_owed(
+    session: Session, parcel_id: str, caller: Actor, action: Action, visit: int | None
+) -> bool:
+    """Only steps with one owner, whose every answer takes this action (the investigation,
+    the evaluation): a task row names a role, not the owner, and elsewhere one role may
+    owe another action of the same step."""
+    registered = queries.current_run(session, parcel_id=parcel_id)
+    if registered is None or registered.status != "running":
+        return False
+    for row in queries.open_tasks(session, run_id=registered.run_id):
+        answers = PROCEDURE[Step(row.step)].answers
+        owners = {a.by for a in answers}
+        if len(owners) != 1 or any(a.action != action or a.only_after for a in answers):
+            continue
+        owner = Assignee(
+            owner=owners.pop(), role=Role(row.role), district=row.district, party=row.party
+        )
+        if matches(caller, owner) and (visit is None or row.visit == visit):
+            return True
+    return False
 
 
 def _runs_legacy_procedure(session: Session, parcel_id: str) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, Insert, Table, delete, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -59,50 +60,68 @@ def parcel_values(p: ParcelProjection) -> dict[str, Any]:
 def apply_projection(
     session: Session, *, projection: ParcelProjection, force: bool = False
 ) -> bool:
-    """The parcel row and its inbox tasks; False when a newer projection is already there."""
+    """The parcel row and its inbox tasks; False when a newer projection is already there.
+
+    Core statements on the session's connection (no unit of work: a projection is a few
+    rows written whole, five times per parcel or more, and the ORM's bookkeeping cost
+    more than the statements)."""
     values = parcel_values(projection)
     run_id = projection.run_id
     changed = {k: v for k, v in values.items() if k != "started_at"}  # fixed at the first
+    connection = session.connection()
+    parcels = ParcelRow.__table__  # type: ignore[attr-defined]
     inserted = False
     while True:
-        stmt = update(ParcelRow).where(col(ParcelRow.run_id) == run_id)
+        stmt = update(parcels).where(parcels.c.run_id == run_id)
         if not force:
-            stmt = stmt.where(col(ParcelRow.revision) < projection.revision)
-        if session.execute(stmt.values(**changed)).rowcount:  # type: ignore[attr-defined]
+            stmt = stmt.where(parcels.c.revision < projection.revision)
+        if connection.execute(stmt.values(**changed)).rowcount:
             break
-        existing = session.exec(
-            select(ParcelRow.revision).where(ParcelRow.run_id == run_id)
+        existing = connection.execute(
+            select(parcels.c.revision).where(parcels.c.run_id == run_id)
         ).first()
         if existing is not None:
-            if existing >= projection.revision:
-                session.rollback()
-                return False  # stale: a newer projection of this run was written
             session.rollback()
+            if existing[0] >= projection.revision:
+                return False  # stale: a newer projection of this run was written
+            connection = session.connection()
             continue  # inserted by another writer, at a lower revision: update it
-        try:
-            session.add(ParcelRow(run_id=run_id, **values))
-            session.flush()
+        first = insert_if_absent(connection, parcels, ["run_id"]).returning(parcels.c.run_id)
+        if connection.execute(first.values(run_id=run_id, current=True, **values)).first():
             inserted = True
             break
-        except IntegrityError:  # another writer inserted it meanwhile: compare again
-            session.rollback()
-    session.execute(delete(TaskRow).where(col(TaskRow.run_id) == run_id))
-    session.add_all(
-        TaskRow(
-            run_id=run_id,
-            parcel_id=projection.parcel_id,
-            **task.model_dump(exclude={"step", "stage", "role", "deadline"}),
-            step=task.step.value,
-            stage=task.stage.value,
-            role=task.role.value,
-            deadline=utc(task.deadline),
+        # another writer inserted it meanwhile: compare again
+    tasks = TaskRow.__table__  # type: ignore[attr-defined]
+    connection.execute(delete(tasks).where(tasks.c.run_id == run_id))
+    if projection.tasks:
+        connection.execute(
+            insert(tasks),
+            [
+                {
+                    **task.model_dump(exclude={"step", "stage", "role", "deadline"}),
+                    "run_id": run_id,
+                    "parcel_id": projection.parcel_id,
+                    "step": task.step.value,
+                    "stage": task.stage.value,
+                    "role": task.role.value,
+                    "deadline": utc(task.deadline),
+                }
+                for task in projection.tasks
+            ],
         )
-        for task in projection.tasks
-    )
     if inserted or force:  # a run's current flag changes only when a run of its id is added
         _mark_current(session, projection.parcel_id)
     session.commit()
     return True
+
+
+def insert_if_absent(connection: Connection, table: Table, key: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING on the registry's two databases: no exception and
+    no savepoint (which pysqlite handles badly). Whether it inserted is what RETURNING
+    returns; psycopg reports no rowcount for it."""
+    dialect = connection.dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_nothing(index_elements=key)
 
 
 def _mark_current(session: Session, parcel_id: str) -> None:

@@ -633,10 +633,12 @@ class ParcelWorkflow:
         (POST /parcels: the inbox lists the step as soon as the client is told)."""
         projected = workflow.patched(STARTED_AFTER_PROJECTION)  # earlier runs answered before
         await workflow.wait_condition(
-            lambda: self.state.status != "running"
-            or (
-                self.state.blocking() is not None
-                and (not projected or (self._inbox is not None and self._inbox.projected > 0))
+            lambda: (
+                self.state.status != "running"
+                or (
+                    self.state.blocking() is not None
+                    and (not projected or (self._inbox is not None and self._inbox.projected > 0))
+                )
             )
         )
         blocking = self.state.blocking()

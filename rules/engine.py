@@ -29,9 +29,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import durable_rules_engine  # type: ignore[import-not-found]  # the engine's C module
 import yaml
 from durable import engine as durable_engine
-from durable.engine import MessageNotHandledException
 
 from landflow.decisions import Decision
 from rules.features import RULE_INPUTS
@@ -41,7 +41,6 @@ TABLES_DIR = Path(__file__).resolve().parent / "tables"
 _host_lock = threading.Lock()
 _host: durable_engine.Host | None = None
 _registered: set[str] = set()
-_fired: dict[str, str] = {}
 _sids = itertools.count(1)  # session ids: unique within the process, cheaper than uuid4
 # Every event carries this key, and each table's default row compiles to a rule on it
 # with the lowest priority, so every event matches some rule. durable_rules 2.0.28
@@ -101,7 +100,8 @@ class Table:
 
     @cached_property
     def row_by_id(self) -> dict[str, Row]:
-        return {r.id: r for r in (*self.rows, self.default)}
+        rows = (*self.rows, self.default)
+        return {r.id: r for r in rows} | {_rule_name(r.id): r for r in rows}
 
     @property
     def ruleset_name(self) -> str:
@@ -258,22 +258,19 @@ def _condition(when: dict[str, Any]) -> dict[str, Any]:
     return {"$and": terms}
 
 
-def _record_fired(row_id: str):
-    def run(c: Any) -> None:
-        _fired[c.m["sid"]] = row_id
+def _rule_name(row_id: str) -> str:
+    return row_id.replace(".", "_")
 
-    return run
+
+def _action(_closure: Any) -> None:
+    """Every rule needs an action; `_fire` reads which rule fired and never runs it."""
 
 
 def _compile(table: Table) -> dict[str, Any]:
     conditions = [_condition(row.when) for row in table.rows]
     conditions.append({DEFAULT_MARK: table.rule})  # the default row: matches every event
     return {
-        row.id.replace(".", "_"): {
-            "all": [{"m": condition}],
-            "pri": priority,
-            "run": _record_fired(row.id),
-        }
+        _rule_name(row.id): {"all": [{"m": condition}], "pri": priority, "run": _action}
         for priority, (row, condition) in enumerate(
             zip((*table.rows, table.default), conditions, strict=True), start=1
         )
@@ -328,12 +325,36 @@ def _resolve(details: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _fire(handle: int, event: str, sid: str) -> str | None:
+    """The rule an event fires, straight through the engine's C interface.
+
+    The Host's Python layer around the same calls (a Closure, the state and the message
+    decoded from JSON and the state encoded back, our action callback) was most of a
+    decision's time (bench/PROFILE.md); the rule's name is all a classifier needs, and
+    it is the name of the action the engine starts. Rule names are row ids with "_" for
+    ".": `row_by_id` is keyed by both."""
+    code, state = durable_rules_engine.assert_event(handle, event)
+    if code != 0:  # cannot happen: the default rule matches every event (DEFAULT_MARK)
+        return None
+    started = durable_rules_engine.start_action_for_state(handle, state)
+    if not started:
+        return None
+    fired = next(iter(json.loads(started[1])))
+    durable_rules_engine.complete_and_start_action(handle, state)
+    durable_rules_engine.delete_state(handle, sid)
+    return fired
+
+
 class RulesEngine:
     """Evaluates R1-R10 over parcel facts; safe to share between threads."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self.tables = load_tables(directory or TABLES_DIR)
         self._host = _host_with(self.tables)
+        self._handles = {
+            t.ruleset_name: self._host.get_ruleset(t.ruleset_name)._handle
+            for t in self.tables.values()
+        }
 
     def catalogue(self) -> list[dict[str, Any]]:
         return [
@@ -347,18 +368,13 @@ class RulesEngine:
             if value not in allowed:
                 raise ValueError(f"{table.rule}: input {name}={value!r} is not one of {allowed}")
             message[name] = value
+        handle = self._handles[table.ruleset_name]
         with _host_lock:
             sid = str(next(_sids))
-            try:
-                self._host.post(
-                    table.ruleset_name, {"sid": sid, DEFAULT_MARK: table.rule, **message}
-                )
-            except MessageNotHandledException:
-                # Cannot happen (the default rule matches every event), and the session
-                # must then not be deleted: see DEFAULT_MARK.
-                return table.default
-            self._host.delete_state(table.ruleset_name, sid)
-            fired = _fired.pop(sid, None)
+            event = json.dumps(
+                {"sid": sid, DEFAULT_MARK: table.rule, **message}, ensure_ascii=False
+            )
+            fired = _fire(handle, event, sid)
         return table.row_by_id.get(fired or "", table.default)
 
     def evaluate(

@@ -18,7 +18,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -93,8 +93,14 @@ async def _describe(
 
 
 async def _start(
-    client: Client, settings: SettingsDep, facts: ParcelFacts, restart: Restart | None
+    client: Client,
+    settings: SettingsDep,
+    facts: ParcelFacts,
+    restart: Restart | None,
+    reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
 ) -> ParcelStarted:
+    """Start the run and wait for its first step. WorkflowAlreadyStartedError: the id
+    runs, or (REJECT_DUPLICATE) it ran before."""
     wid, timeout = workflow_id(facts.parcel_id), settings.action_timeout_s
     answer_by = asyncio.get_running_loop().time() + timeout
     try:
@@ -104,15 +110,12 @@ async def _start(
             id=wid,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=reuse,
             search_attributes=visibility.initial_search_attributes(facts),
             static_summary=visibility.static_summary(facts),
             rpc_timeout=timedelta(seconds=timeout),
         )
         handle = await within(start, timeout)
-    except WorkflowAlreadyStartedError:
-        raise ApiError(
-            409, "AlreadyStarted", f"parcel {facts.parcel_id} already runs as workflow {wid}"
-        ) from None
     except RPCError as exc:
         raise from_temporal(exc, f"parcel {facts.parcel_id}") from exc
     started = ParcelStarted(
@@ -157,17 +160,31 @@ async def start_parcel(
     """The reserve agency registers a parcel; its workflow starts at intake. An id whose
     earlier registration was released may be registered again (a new run); one whose
     registration ended abnormally needs `POST /parcels/{id}/restart`."""
+    try:  # a new id, the common case, starts without asking the server about it first
+        return await _start(client, settings, facts, None, WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        pass
     previous = await _describe(client, facts.parcel_id, settings.action_timeout_s)
-    if previous is not None:
-        abnormal = _abnormal(previous)
-        if abnormal:
-            raise ApiError(
-                409,
-                "PreviousRunAbnormal",
-                f"parcel {facts.parcel_id}'s last registration ended {abnormal}: restart it "
-                f"explicitly with POST /parcels/{facts.parcel_id}/restart (the reason is recorded)",
-            )
-    return await _start(client, settings, facts, None)
+    abnormal = _abnormal(previous) if previous else None
+    if abnormal:
+        raise ApiError(
+            409,
+            "PreviousRunAbnormal",
+            f"parcel {facts.parcel_id}'s last registration ended {abnormal}: restart it "
+            f"explicitly with POST /parcels/{facts.parcel_id}/restart (the reason is recorded)",
+        )
+    try:  # the last registration was released (or is still running: refused below)
+        return await _start(client, settings, facts, None)
+    except WorkflowAlreadyStartedError:
+        raise _already_started(facts.parcel_id) from None
+
+
+def _already_started(parcel_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "AlreadyStarted",
+        f"parcel {parcel_id} already runs as workflow {workflow_id(parcel_id)}",
+    )
 
 
 class RestartBody(BaseModel):
@@ -208,7 +225,10 @@ async def restart_parcel(
         reason=body.reason,
         by=f"{caller.role.value}:{caller.subject}",
     )
-    return await _start(client, settings, body.facts, restart)
+    try:
+        return await _start(client, settings, body.facts, restart)
+    except WorkflowAlreadyStartedError:  # restarted meanwhile by another request
+        raise _already_started(parcel_id) from None
 
 
 @router.get("", response_model=ParcelPage, responses=ERRORS)

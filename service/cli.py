@@ -73,6 +73,8 @@ def api(host: str = "127.0.0.1", port: int | None = None) -> None:
         # LANDFLOW_MAX_HEADER_BYTES, instead of h11 resetting the connection.
         http="h11",
         h11_max_incomplete_event_size=1_048_576,
+        # uvloop: the event loop in C, cheaper per request than asyncio's own.
+        loop="uvloop",
     )
 
 

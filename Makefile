@@ -57,7 +57,7 @@ bench: install
 # The scale-out run of issue 14: many parcels against the embedded stack (long).
 SCALE_PARCELS ?= 100000
 bench-scale: install
-	$(PY) -m bench.scale --parcels $(SCALE_PARCELS)
+	BENCH_SCALE_PARCELS=$(SCALE_PARCELS) $(PY) -m bench scale
 
 # Export, replay and read a parcel's decision trail: make audit ARGS="replay --parcel P-1"
 ARGS ?= --help

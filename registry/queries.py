@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, func, or_
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from registry.tables import (
@@ -119,9 +120,12 @@ def tasks_for(
     overdue: bool | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    by_stage: dict[str, int] | None = None,
 ) -> Page[tuple[TaskRow, ParcelRow]]:
     """A caller's inbox: open tasks owed by its role (in its district, for its party) on
-    running parcels, oldest deadline first."""
+    running parcels, oldest deadline first. The parcels carry their name and district
+    only (an inbox shows no more of them). Given the counts per stage
+    (`tasks_by_stage`), an unfiltered inbox takes its total from them."""
     where: list[Any] = [
         TaskRow.role == role,
         ParcelRow.status == "running",
@@ -137,13 +141,21 @@ def tasks_for(
         where.append(ParcelRow.district == in_district)
     if overdue is not None:
         where.append(TaskRow.overdue == overdue)
-    joined = select(TaskRow, ParcelRow).join(ParcelRow, col(ParcelRow.run_id) == TaskRow.run_id)
-    total = session.exec(
-        select(func.count())
-        .select_from(TaskRow)
+    joined = (
+        select(TaskRow, ParcelRow)
         .join(ParcelRow, col(ParcelRow.run_id) == TaskRow.run_id)
-        .where(*where)
-    ).one()
+        .options(load_only(ParcelRow.run_id, ParcelRow.name, ParcelRow.district))  # type: ignore[arg-type]
+    )
+    unfiltered = stage is None and in_district is None and overdue is None
+    if by_stage is not None and unfiltered:
+        total = sum(by_stage.values())
+    else:
+        total = session.exec(
+            select(func.count())
+            .select_from(TaskRow)
+            .join(ParcelRow, col(ParcelRow.run_id) == TaskRow.run_id)
+            .where(*where)
+        ).one()
     query = joined.where(*where)
     if cursor:
         deadline, row_id = decode_cursor(cursor, 2)

@@ -31,6 +31,7 @@ def my_tasks(
     """Open tasks the caller owes on running parcels, oldest deadline first, with the
     total, the counts per stage, and a cursor for the next page."""
     role, district_of, party = caller.role.value, caller.district, caller.party
+    by_stage = queries.tasks_by_stage(session, role=role, district=district_of, party=party)
     page = paged(
         lambda: queries.tasks_for(
             session,
@@ -42,6 +43,7 @@ def my_tasks(
             overdue=overdue,
             limit=limit,
             cursor=cursor,
+            by_stage=by_stage,
         )
     )
     now = datetime.now(UTC)
@@ -50,5 +52,5 @@ def my_tasks(
         count=len(page.items),
         total=page.total,
         next_cursor=page.next_cursor,
-        by_stage=queries.tasks_by_stage(session, role=role, district=district_of, party=party),
+        by_stage=by_stage,
     )

@@ -531,11 +531,12 @@ async def inbox(
             "overdue": _flag(overdue),
             "limit": PAGE_SIZE,
         }
+        by_stage = queries.tasks_by_stage(db, **scope)
         try:
-            found = queries.tasks_for(db, **where, cursor=cursor or None)
+            found = queries.tasks_for(db, **where, cursor=cursor or None, by_stage=by_stage)
         except queries.BadCursor:  # a stale link: its first page
-            found = queries.tasks_for(db, **where)
-        return found, queries.tasks_by_stage(db, **scope)
+            found = queries.tasks_for(db, **where, by_stage=by_stage)
+        return found, by_stage
 
     # The registry is read off the event loop, which keeps serving other requests.
     found, by_stage = await asyncio.to_thread(fetch)

@@ -22,7 +22,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import actions
+from api import actions, admission
 from api.deps import Caller, PolicyDep, SessionDep, SettingsDep, StoreDep, TemporalDep, require
 from api.errors import ApiError, from_gate, from_temporal, within
 from api.schemas import (
@@ -38,7 +38,6 @@ from documents.store import DocumentStore
 from landflow.bodies import ACTION_BODIES
 from landflow.facts import PARCEL_ID_PATTERN, ParcelFacts
 from landflow.messages import (
-    LEGACY_PARCEL_WORKFLOW,
     PARCEL_WORKFLOW,
     STARTED_UPDATE,
     STATE_QUERY,
@@ -51,14 +50,13 @@ from landflow.messages import (
     workflow_id,
 )
 from landflow.policy import Policy
-from landflow.procedure import PROCEDURE
 from landflow.settings import Settings
 from landflow.signing import KeyRing
-from landflow.state import Assignee, ParcelState, RunStatus
-from landflow.vocabulary import Action, Role, Stage, Step
+from landflow.state import ParcelState, RunStatus
+from landflow.vocabulary import Action, Role, Stage
 from registry import queries
 from workflows import visibility
-from workflows.gate import admit, matches
+from workflows.gate import admit
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
 
@@ -366,7 +364,7 @@ async def act(
     wid = workflow_id(parcel_id)
     carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
     legacy, owed = await asyncio.to_thread(
-        _before_the_engine, session, parcel_id, caller, action, visit, carries_samples
+        admission.before_the_engine, session, parcel_id, caller, action, visit, carries_samples
     )
     if not legacy and carries_samples and not owed:
         # Samples are stored before the workflow sees them: refuse out-of-role or
@@ -415,72 +413,6 @@ async def act(
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             await _refuse_closed(client, settings, parcel_id, caller, action, visit)
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
-
-
-# Parcels known to run today's procedure. A parcel never goes back to the first one (a
-# restart starts today's), so a positive answer can be kept; bounded by what fits here.
-_ON_TODAYS_PROCEDURE: dict[str, None] = {}
-_REMEMBERED = 100_000
-
-
-def _before_the_engine(
-    session: Session,
-    parcel_id: str,
-    caller: Actor,
-    action: Action,
-    visit: int | None,
-    carries_samples: bool,
-) -> tuple[bool, bool]:
-    """Whether the parcel runs the first procedure, and (for an action that carries
-    samples) whether the registry shows the caller owing an open step that takes it.
-
-    The registry is written before an action's reply, so a caller answering the step it
-    was just shown finds it there, and the state query (a round trip through the worker,
-    the slowest part of a sample report under load) is skipped. Anything else asks the
-    workflow; the workflow judges every action again, so a registry a moment behind
-    costs at most a stored sample blob that no record refers to."""
-    legacy = _runs_legacy_procedure(session, parcel_id)
-    if legacy or not carries_samples:
-        return legacy, False
-    return False, _registry_shows_owed(session, parcel_id, caller, action, visit)
-
-
-def _registry_shows_owed(
-    session: Session, parcel_id: str, caller: Actor, action: Action, visit: int | None
-) -> bool:
-    """Only steps with one owner, whose every answer takes this action (the investigation,
-    the evaluation): a task row names a role, not the owner, and elsewhere one role may
-    owe another action of the same step."""
-    registered = queries.current_run(session, parcel_id=parcel_id)
-    if registered is None or registered.status != "running":
-        return False
-    for row in queries.open_tasks(session, run_id=registered.run_id):
-        answers = PROCEDURE[Step(row.step)].answers
-        owners = {a.by for a in answers}
-        if len(owners) != 1 or any(a.action != action or a.only_after for a in answers):
-            continue
-        owner = Assignee(
-            owner=owners.pop(), role=Role(row.role), district=row.district, party=row.party
-        )
-        if matches(caller, owner) and (visit is None or row.visit == visit):
-            return True
-    return False
-
-
-def _runs_legacy_procedure(session: Session, parcel_id: str) -> bool:
-    """Whether the parcel's current run is of the first procedure (its bodies are not
-    lifted to references; see workflows/legacy)."""
-    if parcel_id in _ON_TODAYS_PROCEDURE:
-        return False
-    registered = queries.current_run(session, parcel_id=parcel_id)
-    if registered is None:  # not projected yet: only today's procedure starts parcels
-        return False
-    if registered.procedure == LEGACY_PARCEL_WORKFLOW:
-        return True
-    if len(_ON_TODAYS_PROCEDURE) >= _REMEMBERED:
-        _ON_TODAYS_PROCEDURE.pop(next(iter(_ON_TODAYS_PROCEDURE)))
-    _ON_TODAYS_PROCEDURE[parcel_id] = None
-    return False
 
 
 def admit_or_refuse(state: ParcelState, caller: Actor, action: Action, visit: int | None) -> None:

@@ -80,6 +80,12 @@ class TaskBase(SQLModel):
 
 class TaskRow(TaskBase, table=True):
     __tablename__ = "tasks"
+    # An inbox is one role's (district's, party's) open tasks by deadline: read in index
+    # order, a page stops after its rows instead of sorting every task of the role.
+    __table_args__ = (
+        Index("ix_tasks_inbox_district", "role", "district", "deadline", "id"),
+        Index("ix_tasks_inbox_party", "role", "party", "deadline", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(index=True, max_length=64)
     parcel_id: str = Field(max_length=64)

@@ -230,12 +230,34 @@ def admit(state: ParcelState, actor: Actor, name: str, visit: int | None) -> Tas
     """The checks that need no body: who (403), the parcel's status and the step (409)."""
     action = known_action(name)
     _authorise(state, actor, action)
+    return _open_claim(state, actor, action, visit)[0]
+
+
+def _open_claim(
+    state: ParcelState, actor: Actor, action: Action, visit: int | None
+) -> tuple[Task, int, Answer]:
     if state.status != "running":
         raise reject(
             Refusal.parcel_closed,
             f"parcel {state.parcel_id} is {state.status}: no action is open",
         )
-    return _open_task(state, actor, action, visit)[0]
+    return _open_task(state, actor, action, visit)
+
+
+def _check_key(state: ParcelState, request: ActionRequest) -> None:
+    """A key this parcel has seen: the same body was applied, another body conflicts; both
+    whatever the step is now (the key's first use may have closed it)."""
+    if request.key is None or request.key not in state.keys:
+        return
+    used = state.keys[request.key]
+    if used.digest != request.digest():
+        raise reject(
+            Refusal.idempotency_conflict,
+            f"this Idempotency-Key was used for action #{used.seq} with another body",
+        )
+    raise reject(
+        Refusal.already_applied, f"already applied as action #{used.seq}", [{"seq": used.seq}]
+    )
 
 
 def check(
@@ -246,22 +268,20 @@ def check(
     request: ActionRequest,
     now: datetime,
     history_bytes: int = 0,
+    *,
+    rechecking: bool = False,
 ) -> Claim:
     """The claim this action makes on an open task, or an ApplicationError typed with its
-    `Refusal` (the API maps it to a status)."""
+    `Refusal` (the API maps it to a status).
+
+    `rechecking`: the update handler's second look, for what another update of the same
+    workflow task can have changed (the step, the answers, the keys). The citation and
+    business checks are the validator's alone: validators do not run on replay, so a
+    stricter check refuses new actions without failing the replay of one accepted before."""
     action = known_action(name)
-    admit(state, actor, name, request.visit)
-    task, index, answer = _open_task(state, actor, action, request.visit)
-    if request.key is not None and request.key in state.keys:
-        used = state.keys[request.key]
-        if used.digest != request.digest():
-            raise reject(
-                Refusal.idempotency_conflict,
-                f"this Idempotency-Key was used for action #{used.seq} with another body",
-            )
-        raise reject(
-            Refusal.already_applied, f"already applied as action #{used.seq}", [{"seq": used.seq}]
-        )
+    _authorise(state, actor, action)
+    _check_key(state, request)
+    task, index, answer = _open_claim(state, actor, action, request.visit)
     if request.body_error:
         fields = request.problems or [{"field": "body", "reason": request.body_error}]
         raise reject(Refusal.invalid_body, request.body_error, fields)
@@ -278,6 +298,8 @@ def check(
         raise reject(
             Refusal.invalid_body, f"invalid body for {action.value}", _field_errors(exc)
         ) from None
+    if rechecking:
+        return Claim(action, task, index, answer, body)
     problems = _citation_problems(policy, action, request)
     problems += _business_problems(state, policy, action, body, now)
     if problems:
@@ -358,6 +380,7 @@ def _business_problems(
             )
     if action == Action.risk_assessment_report:
         problems += _unknown_items("targets", body.targets)
+        problems += _listing_needs_targets(state, body)
     if action == Action.evaluation:
         problems += _unknown_items("results", body.results)
     if (
@@ -368,6 +391,22 @@ def _business_problems(
         problems.append(
             {"field": "ph", "reason": "required to classify farmland samples (GB 15618)"}
         )
+    return problems
+
+
+def _listing_needs_targets(state: ParcelState, body: Any) -> list[dict[str, Any]]:
+    """Above intervention values the parcel is listed whatever the report concludes (R11;
+    GB 36600 5.3.3): the targets and the recommendation are what control or remediation,
+    and the later evaluation (R8), are held to."""
+    r5 = state.latest("R5")
+    if r5 is None or r5.outcome != "control_or_remediation" or not body.acceptable:
+        return []  # an unacceptable risk is checked by the body itself
+    reason = "required: a sample exceeds the intervention value, so the parcel is listed"
+    problems = []
+    if not body.targets:
+        problems.append({"field": "targets", "reason": f"{reason} (GB 36600 5.3.3; Law 61)"})
+    if body.recommendation is None:
+        problems.append({"field": "recommendation", "reason": f"{reason} (BJ 19)"})
     return problems
 
 

@@ -5,8 +5,9 @@ Invariants (tests/unit/workflows/test_inbox.py checks each):
 1. An action is applied only to an open task, by one of its unanswered assignees, and
    each assignee answers a task visit at most once (exactly one application per visit).
 2. A refused action changes nothing: the validator refuses before anything is written;
-   the handler re-runs the same gate first, because the validators of several updates
-   in one workflow task all see the state before any of their handlers ran.
+   the handler re-runs the step, answer and key checks first, because the validators of
+   several updates in one workflow task all see the state before any of their handlers
+   ran (the body's business checks stay the validator's, which replay does not run).
 3. An update answers only once its action is *settled*: the procedure has opened the
    next step (or finished), or the side action and its projection are done; so the
    reply, the state query and the registry agree.
@@ -269,7 +270,7 @@ class Inbox:
 
     # --- the update's side -------------------------------------------------------------
 
-    def check(self, name: str, request: ActionRequest) -> Claim:
+    def check(self, name: str, request: ActionRequest, *, rechecking: bool = False) -> Claim:
         return check(
             self.state,
             self.policy,
@@ -278,10 +279,12 @@ class Inbox:
             request,
             workflow.now(),
             workflow.info().get_current_history_size(),
+            rechecking=rechecking,
         )
 
     async def act(self, name: str, request: ActionRequest) -> ActionOutcome:
-        claim = self.check(name, request)  # invariant 2: the state may have moved on
+        # invariant 2: another update of this workflow task may have moved the state on
+        claim = self.check(name, request, rechecking=True)
         entry = self._apply(claim, request)
         if claim.answer.ends_step and claim.task.blocking:
             self._pending.fresh.setdefault(claim.task.visit, []).append(entry.seq)

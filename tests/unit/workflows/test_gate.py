@@ -252,3 +252,68 @@ def test_an_open_side_task_makes_its_assignee_owner_of_its_own_action_only():
     epb = Actor(role="district_epb", district="海淀区")
     assert refusal(state, epb, "release") == "WrongRole"
     assert refusal(state, epb, "closure_screening") == "WrongDistrict"
+
+
+def test_a_key_reused_with_another_body_conflicts_after_the_step_has_moved_on():
+    """The key's first use closed the screening; its reuse with another body is a conflict
+    (409 IdempotencyConflict), not a step that is no longer open (WrongStage)."""
+    depb = Actor(role="district_epb", district="朝阳区")
+    first = request({"result": "suspected"}, key="k1", actor=depb)
+    moved_on = parcel(keys={"k1": KeyUse(digest=first.digest(), seq=1)})
+    again = request({"result": "cleared"}, key="k1", actor=depb)
+    assert refusal(moved_on, depb, "closure_screening", again) == "IdempotencyConflict"
+    assert refusal(moved_on, depb, "closure_screening", first) == "AlreadyApplied"
+
+
+def _risk_assessment(r5_outcome: str) -> ParcelState:
+    from landflow.decisions import DecisionBrief
+
+    r5 = DecisionBrief(
+        id="P/r/R5/1",
+        rule="R5",
+        version=2,
+        row="R5.1" if r5_outcome == "control_or_remediation" else "R5.2",
+        outcome=r5_outcome,
+        citation="GB 36600 5.3.3",
+        explanation="",
+        evaluated_at=NOW,
+    )
+    assessment = task(
+        Step.risk_assessment,
+        Stage.risk_assessment,
+        Assignee(owner=Owner.responsible, role=Role.responsible_party, party=POLLUTER.id),
+    )
+    parties = Parties(responsible=POLLUTER, responsible_role=Role.responsible_party)
+    return parcel(assessment, parties=parties, stage=Stage.risk_assessment, decisions=[r5])
+
+
+def test_above_intervention_values_a_report_gives_targets_whatever_it_concludes():
+    """GB 36600 5.3.3: above intervention values the risk is unacceptable and the parcel is
+    listed whatever the report says; without targets no evaluation could ever meet them."""
+    from landflow.documents import CitedDocument
+
+    own = Actor(role="responsible_party", party=POLLUTER.id)
+    report = CitedDocument(
+        document_id="doc_" + "1" * 24, kind="risk_assessment_report", sha256="1" * 64
+    )
+    acceptable = request({"acceptable": True}, documents=[report])
+    with pytest.raises(ApplicationError) as refused:
+        check(
+            _risk_assessment("control_or_remediation"),
+            POLICY,
+            own,
+            "risk_assessment_report",
+            acceptable,
+            NOW,
+        )
+    assert refused.value.type == "InvalidBody"
+    assert {f["field"] for f in refused.value.details[0]} == {"targets", "recommendation"}
+    # Above screening values only, an acceptable risk needs no targets (Law 61).
+    assert check(
+        _risk_assessment("assessment_required"),
+        POLICY,
+        own,
+        "risk_assessment_report",
+        acceptable,
+        NOW,
+    )

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -209,7 +210,22 @@ def install(app: FastAPI) -> None:
         detail = "the document store is unavailable; nothing was stored, retry later"
         return _respond(ApiError(503, "Unavailable", detail, headers={"Retry-After": "5"}))
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _respond(registry_busy(exc))
+
     app.add_middleware(ContainErrors)
+
+
+def registry_busy(exc: PoolTimeout) -> ApiError:
+    """Every registry connection stayed in use for the pool's whole timeout: load, not a
+    fault of the request, so 503 with Retry-After as for any part that did not answer."""
+    log.error("registry connection pool exhausted: %s", exc)
+    detail = (
+        "the registry had no free connection (too many requests at once); retry later, an "
+        "action with the same Idempotency-Key, which applies it at most once"
+    )
+    return ApiError(503, "Unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 class ContainErrors:

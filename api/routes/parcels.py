@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from pydantic import BaseModel, Field
@@ -59,6 +60,7 @@ from workflows import visibility
 from workflows.gate import admit
 
 router = APIRouter(prefix="/parcels", tags=["parcels"])
+T = TypeVar("T")
 
 ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
 ParcelId = Annotated[
@@ -343,6 +345,21 @@ def visit_header(value: str | None) -> int | None:
     return int(text)
 
 
+async def read_then_release(session: Session, read: Callable[[], T]) -> T:
+    """`read()` in a worker thread, then the session's connection back to the pool, before
+    the caller awaits the engine: requests holding connections while they wait on Temporal
+    starved the pool under load (50 sample reports at once, 500s after its 30 s timeout);
+    checked out on the event loop, they would stall every other request with them."""
+
+    def then_close() -> T:
+        try:
+            return read()
+        finally:
+            session.close()  # the session stays usable: a later read checks out anew
+
+    return await asyncio.to_thread(then_close)
+
+
 async def act(
     *,
     parcel_id: str,
@@ -363,8 +380,11 @@ async def act(
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
     carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
-    legacy, owed = await asyncio.to_thread(
-        admission.before_the_engine, session, parcel_id, caller, action, visit, carries_samples
+    legacy, owed = await read_then_release(
+        session,
+        partial(
+            admission.before_the_engine, session, parcel_id, caller, action, visit, carries_samples
+        ),
     )
     if not legacy and carries_samples and not owed:
         # Samples are stored before the workflow sees them: refuse out-of-role or
@@ -374,23 +394,22 @@ async def act(
         retry = actions.idempotency_digest(caller, idempotency_key) in state.keys
         if not retry:  # a retry of an applied action gets its first outcome, as any other
             admit_or_refuse(state.model_copy(update={"status": run_status}), caller, action, visit)
-    prepared = await asyncio.to_thread(
-        actions.request_for,
-        parcel_id=parcel_id,
-        action=action,
-        raw=raw,
-        caller=caller,
-        key=idempotency_key,
-        visit=visit,
-        session=session,
-        store=store,
-        policy=policy,
-        lift=not legacy,
+    prepared = await read_then_release(
+        session,
+        partial(
+            actions.request_for,
+            parcel_id=parcel_id,
+            action=action,
+            raw=raw,
+            caller=caller,
+            key=idempotency_key,
+            visit=visit,
+            session=session,
+            store=store,
+            policy=policy,
+            lift=not legacy,
+        ),
     )
-    # Give the connection back before waiting on the engine: a request holding one for
-    # the length of an update would starve the pool under load (and, checked out on the
-    # event loop, stall every other request with it).
-    await asyncio.to_thread(session.close)
     signed = actions.sign(ring, wid, action, prepared)
     handle = client.get_workflow_handle(wid)
     try:

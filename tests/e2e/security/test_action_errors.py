@@ -31,9 +31,11 @@ from tests.e2e.security.conftest import Park, Server, running_server
 from tests.e2e.security.drive import (
     NOT_JSON,
     ROUTE,
+    Move,
     Witness,
     attempt,
     bearer,
+    body_of,
     drive,
     if_match,
     open_visit,
@@ -41,7 +43,17 @@ from tests.e2e.security.drive import (
     take,
     walk,
 )
-from tests.helpers import ACCEPTED, CONTRACTOR, TRANSPORT, auth, clean_facts, get, start
+from tests.helpers import (
+    ACCEPTED,
+    CLEAN_SAMPLES,
+    CONTRACTOR,
+    TOKENS,
+    TRANSPORT,
+    auth,
+    clean_facts,
+    get,
+    start,
+)
 
 # A body that fails validation at the step where its action is open, and the field the
 # 422 must name.
@@ -251,10 +263,11 @@ async def race_server(
     api: httpx.AsyncClient,
     settings: Settings,
     temporal: WorkflowEnvironment,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Server]:
-    """A server of each race's own: a race that stalls it stalls no other test."""
-    async with running_server(settings, temporal, tmp_path_factory.mktemp("race")) as running:
+    """A server of each race's own: a race that stalls it stalls no other test. Its files
+    are the session's (its documents/ is the worker's: the rules read the samples it
+    stores), its log is its server.log."""
+    async with running_server(settings, temporal, settings.data_dir) as running:
         yield running
 
 
@@ -285,38 +298,68 @@ async def race(
     return [(token, answer) for (token, _), answer in zip(sends, answers, strict=True)]
 
 
+# The races of the route: every one that answers the step, among them the two that carry
+# samples (the API reads the workflow's state before it stores them). A monitoring result
+# that finds no diffusion opens the next monitoring visit at once.
+RACED = (Step.closure_screening, Step.investigation, Step.filing_review, Step.monitoring)
+NO_DIFFUSION = {"diffusion_found": False, "samples": CLEAN_SAMPLES}
+
+
 async def test_fifty_actions_at_once_apply_once_per_step_visit(
     api: httpx.AsyncClient, witness: Witness, race_server: Server
 ):
     """Sent to the real server (its own event loop, its own database pool)."""
     pid = f"C{uuid.uuid4().hex[:10]}"
     await start(api, route_facts(pid))
-    races = [
-        (["t-depb"], Action.closure_screening, ROUTE[0].body),
-        (["t-cityepb", "t-planning"], Action.filing_review, ACCEPTED),
-    ]
-    for tokens, action, body in races:
-        if action == Action.filing_review:  # the investigation report in between
-            await take(api, pid, ROUTE[1], (await open_visit(api, pid, ROUTE[1]))[0] or 0)
+    for move in ROUTE[: ROUTE.index(next(m for m in ROUTE if m.step == Step.monitoring)) + 1]:
+        visit, _ = await open_visit(api, pid, move)
+        if move.step not in RACED:
+            await take(api, pid, move, visit or 0)
+            continue
+        if visit is None:  # the joint review's other bureau: raced with the first
+            continue
+        tokens = sorted({m.token for m in ROUTE if (m.step, m.action) == (move.step, move.action)})
+        body = NO_DIFFUSION if move.step == Step.monitoring else await body_of(api, pid, move)
         async with concurrent(race_server) as http:
-            answers = await race(http, pid, tokens, action, body)
-        statuses = Counter(a.status_code for _, a in answers)
-        assert set(statuses) <= {200, 409, 429}, [a.text for _, a in answers]
-        assert all(a.headers.get("Retry-After") for _, a in answers if a.status_code == 429)
-        refused = {a.json()["error"] for _, a in answers if a.status_code == 409}
-        assert refused <= {"WrongStage", "StaleVisit"}, refused
-        state = await get(api, pid)
-        applied = taken(state, action)
-        assert sorted(a["role"] for a in applied) == sorted(
-            {"t-depb": "district_epb", "t-cityepb": "city_epb", "t-planning": "planning_land"}[t]
-            for t in tokens
-        ), applied
-        assert len({a["visit"] for a in applied}) == 1
-        for token in tokens:  # every 200 a caller got is the one application of theirs
-            seqs = {a.json()["seq"] for t, a in answers if t == token and a.status_code == 200}
-            assert len(seqs) == 1, (token, statuses)
-        counted = await accepted_updates(witness.client, pid)
-        assert counted[action.value] == len(tokens), counted
+            answers = await race(http, pid, tokens, move.action, body)
+        await applied_once_per_visit(api, witness, pid, move, tokens, answers)
+
+
+async def applied_once_per_visit(
+    api: httpx.AsyncClient,
+    witness: Witness,
+    pid: str,
+    move: Move,
+    tokens: list[str],
+    answers: list[tuple[str, httpx.Response]],
+) -> None:
+    """No 500; each owner answered each visit once, as the history shows; every 200 is an
+    application (a retry's the first one's), every application was answered 200."""
+    statuses = Counter(a.status_code for _, a in answers)
+    assert set(statuses) <= {200, 409, 429}, (move.action, [a.text for _, a in answers])
+    assert all(a.headers.get("Retry-After") for _, a in answers if a.status_code == 429)
+    refused = {a.json()["error"] for _, a in answers if a.status_code == 409}
+    assert refused <= {"WrongStage", "StaleVisit"}, refused
+    applied = taken(await get(api, pid), move.action)
+    per_visit = Counter((a["visit"], a["role"]) for a in applied)
+    assert set(per_visit.values()) == {1}, (move.action, per_visit)
+    if move.step == Step.monitoring:  # each result opens the next visit
+        assert len(per_visit) == len({a["visit"] for a in applied}) >= 1, per_visit
+    else:  # the step is answered once by each of its owners, then closed
+        assert sorted(a["role"] for a in applied) == sorted(TOKENS[t]["role"] for t in tokens)
+        assert len({a["visit"] for a in applied}) == 1, applied
+    answered = {a.json()["seq"] for _, a in answers if a.status_code == 200}
+    assert answered == {a["seq"] for a in applied}, (move.action, statuses, applied)
+    for token in tokens:  # a key applies once, whichever visit it was sent for
+        for key in {a.request.headers.get("Idempotency-Key") for _, a in answers} - {None}:
+            seqs = {
+                a.json()["seq"]
+                for t, a in answers
+                if (t, a.request.headers.get("Idempotency-Key"), a.status_code) == (token, key, 200)
+            }
+            assert len(seqs) <= 1, (token, key, seqs)
+    counted = await accepted_updates(witness.client, pid)
+    assert counted[move.action.value] == len(applied), counted
 
 
 INSPECTIONS = 20

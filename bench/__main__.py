@@ -116,7 +116,7 @@ def entry_point(name: str) -> Callable[[], Any]:
 
 def run_one(name: str) -> list[Row]:
     result = entry_point(name)()
-    if inspect.isawaitable(result):
+    if inspect.iscoroutine(result):
         result = asyncio.run(result)
     return as_rows(result)
 

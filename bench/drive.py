@@ -21,7 +21,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from bench.bare import BareShape
-from tests.helpers import (
+from bench.fixtures import (
     ACCEPTED,
     CLEAN_SAMPLES,
     DIRTY_SAMPLES,

@@ -36,6 +36,8 @@ from bench.drive import (
     api_client,
     new_id,
 )
+from bench.fixtures import api_client as asgi_client
+from bench.fixtures import time_skipping_stack
 from bench.stack import Layout, stack
 from landflow import signing
 from landflow.messages import (
@@ -46,8 +48,6 @@ from landflow.messages import (
     canonical_json,
     workflow_id,
 )
-from tests.conftest import api_client as asgi_client
-from tests.conftest import time_skipping_stack
 from workflows.history import ParcelHistory, fetch_history
 
 PATHS = (RELEASE_ONLY, INVESTIGATION, SCREENING, RISK_CONTROL)

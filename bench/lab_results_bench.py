@@ -22,9 +22,9 @@ from typing import Any
 from openpyxl import Workbook
 
 from bench import Row
+from bench.fixtures import facts
 from rules.engine import RulesEngine
 from rules.lab_results import parse_lab_results
-from tests.helpers import facts
 
 ROWS = 5_000
 ROUNDS = 2 if os.environ.get("BENCH_QUICK") == "1" else 5

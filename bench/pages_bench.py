@@ -30,6 +30,7 @@ from api.app import create_app
 from api.auth import digest
 from api.web import session as web_session
 from api.web.routes import install
+from bench.fixtures import POLLUTER, facts, write_tokens
 from landflow.messages import ListChange, ParcelProjection, TaskRow, workflow_id
 from landflow.settings import Settings
 from landflow.state import Disclosure, Parties
@@ -38,7 +39,6 @@ from registry import writes
 from registry.engine import make_engine
 from registry.migrate import upgrade
 from service.worker import build_worker
-from tests.helpers import POLLUTER, facts, write_tokens
 from workflows import visibility
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")

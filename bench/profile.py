@@ -26,8 +26,9 @@ from bench.stack import BIN, CpuMeter, Layout, Stack, stack
 
 OUT = Path(__file__).resolve().parent / "profile"
 PARCELS = 60
-REPO = ("(workflows/", "(activities/", "(rules/", "(landflow/", "(api/", "(registry/")
-REPO += ("(documents/", "(service/", "(audit/")
+# the project's own packages, as py-spy names their frames: "(workflows/parcel.py:12)"
+PACKAGES = "workflows activities rules landflow api registry documents service audit"
+REPO = tuple(f"({package}/" for package in PACKAGES.split())
 GROUPS = {
     "landflow: workflow code (workflows/, landflow/)": ("(workflows/", "(landflow/"),
     "landflow: activities (activities/, rules/)": ("(activities/", "(rules/"),

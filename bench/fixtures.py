@@ -321,12 +321,13 @@ async def eventually(
     probe: Callable[[], Awaitable[T]], what: str, timeout: float = 10, every: float = 0.1
 ) -> T:
     """Poll until `probe` returns something truthy and return it; after `timeout` seconds
-    fail naming what never happened (and the last answer), never go on as if it had."""
+    raise TimeoutError naming what never happened (and the last answer), so no caller
+    goes on as if it had."""
     deadline = time.monotonic() + timeout
     while True:
         result = await probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s (last: {result!r})")
+            raise TimeoutError(f"{what}: not within {timeout:g} s (last: {result!r})")
         await asyncio.sleep(every)

@@ -43,7 +43,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from bench import Row
 from bench.drive import api_client, in_parallel, operating_site
-from bench.fixtures import OTHER_DISTRICT, auth, clean_facts, facts, held_facts
+from bench.fixtures import OTHER_DISTRICT, auth, clean_facts, eventually, facts, held_facts
 from bench.stack import Layout, Stack, percentile, stack
 from landflow.facts import ParcelFacts
 from landflow.messages import (
@@ -176,20 +176,11 @@ class Registry:
         self.engine.dispose()
 
 
-async def until(
-    probe: Callable[[], Awaitable[bool] | bool], what: str, timeout: float, every: float = 1.0
-) -> float:
-    """Poll until `probe` holds; the seconds it took (fails naming what never happened)."""
+async def until(probe: Callable[[], bool], what: str, timeout: float, every: float = 1.0) -> float:
+    """Poll a registry read (off the event loop) until it holds; the seconds it took."""
     started = time.monotonic()
-    while True:
-        result = probe()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"{what}: not within {timeout:.0f} s")
-        await asyncio.sleep(every)
+    await eventually(lambda: asyncio.to_thread(probe), what, timeout, every)
+    return time.monotonic() - started
 
 
 # --- seeding --------------------------------------------------------------------------

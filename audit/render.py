@@ -72,6 +72,8 @@ def _action_lines(actions: list[ActionEntry]) -> Iterator[str]:
         after = f"→ {a.stage_after}" if a.stage_after else a.status
         who = f"{a.role} ({a.subject})"
         yield f"[event {a.event_id}] {format_when(a.at)}  {a.action} by {who} {after}"
+        if a.step:
+            yield f"    answers step {a.step} ({a.clause})"
         yield f"    payload: {compact_json(a.payload)}"
         for d in a.documents:
             yield f"    cites {d.kind} {d.document_id} sha256 {d.sha256}"

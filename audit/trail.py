@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 
-from landflow.messages import CHANGE_LIST, DECIDE, NOTIFY, STARTED_UPDATE
+from landflow.messages import CHANGE_LIST, DECIDE, NOTIFY, PARCEL_WORKFLOW, STARTED_UPDATE
+from landflow.procedure import PROCEDURE, steps_for
+from landflow.vocabulary import Action, Step
 from workflows.history import HASH_DEFINITION, ParcelHistory, at, decode, start_facts
 from workflows.legacy import names as legacy
 
@@ -46,6 +48,8 @@ class ActionEntry(BaseModel):
     district: str | None = None
     party: str | None = None
     visit: int | None = None
+    step: str | None = None  # the step the action answered
+    clause: str | None = None  # that step's clause (landflow.procedure)
     payload: Any = None
     documents: list[CitedEntry] = Field(default_factory=list)
     samples: dict[str, Any] | None = None
@@ -145,6 +149,8 @@ _CLOSED = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed_out",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "continued_as_new",
 }
+_STEP_IDS = frozenset(s.value for s in Step)
+_ACTION_IDS = frozenset(a.value for a in Action)
 _INTERNAL_UPDATES = frozenset({STARTED_UPDATE})  # answers POST /parcels; not an action
 _DECIDE = frozenset({DECIDE.name, legacy.DECIDE})
 _NOTIFY = frozenset({NOTIFY.name, legacy.NOTIFY_DEADLINE})
@@ -234,6 +240,7 @@ class _TrailBuilder:
         args = _dict(decode(request.input.args))
         actor = _dict(args.get("actor"))
         body = args.get("body", args.get("payload"))  # the first procedure called it payload
+        step = self._only_step(name)
         self.actions[request.meta.update_id or attrs.protocol_instance_id] = ActionEntry(
             event_id=event.event_id,
             run=run,
@@ -244,6 +251,8 @@ class _TrailBuilder:
             district=actor.get("district"),
             party=actor.get("party"),
             visit=args.get("visit"),
+            step=step,
+            clause=PROCEDURE[Step(step)].clause if step else None,
             payload=body,
             documents=[CitedEntry.model_validate(d) for d in args.get("documents") or []],
             samples=args.get("samples"),
@@ -264,8 +273,22 @@ class _TrailBuilder:
         if entry is not None and outcome:
             waiting = outcome.get("waiting_on")
             entry.status = "completed"
+            answered = outcome.get("answered")
+            if answered in _STEP_IDS and self._todays_procedure():
+                entry.step, entry.clause = answered, PROCEDURE[Step(answered)].clause
             entry.stage_after = outcome.get("stage")
             entry.waiting_on_after = ", ".join(waiting) if isinstance(waiting, list) else waiting
+
+    def _todays_procedure(self) -> bool:
+        return bool(self.runs) and self.runs[-1].workflow_type == PARCEL_WORKFLOW
+
+    def _only_step(self, action: str) -> str | None:
+        """The step an action answers where only one step takes it (runs whose answers
+        predate `ActionOutcome.answered` say no more); the first procedure's differ."""
+        if not self._todays_procedure() or action not in _ACTION_IDS:
+            return None
+        steps = steps_for(Action(action))
+        return steps[0].step.value if len(steps) == 1 else None
 
     def _on_activity_task_scheduled_event_attributes(self, pos, run, event, attrs) -> None:
         name, value = attrs.activity_type.name, _dict(decode(attrs.input))

@@ -45,7 +45,16 @@ class Decision(BaseModel):
 # The details the procedure branches on, kept in the workflow state; the rest stays in
 # the decision's activity result in the history.
 BRIEF_DETAILS = frozenset(
-    {"party_role", "party_id", "party_name", "land_class", "report_to", "listed", "key_pollutants"}
+    {
+        "party_role",
+        "party_id",
+        "party_name",
+        "land_class",
+        "report_to",
+        "listed",
+        "key_pollutants",
+        "real_estate_registry",
+    }
 )
 
 

@@ -261,10 +261,11 @@ class ActionOutcome(BaseModel):
     seq: int
     visit: int
     stage: Stage
-    step: Step | None
+    step: Step | None  # the step open now
     waiting_on: list[Role]
     deadline: datetime | None
     status: RunStatus
+    answered: Step | None = None  # the step the action answered (the trail names its clause)
 
 
 class Restart(BaseModel):

@@ -319,8 +319,28 @@ FLOWS: tuple[Flow, ...] = (
     Flow(Stage.evaluation, Stage.remediation, "未达目标/抽查不合格", "BJ 30", loop=True),
     Flow(Stage.evaluation, Stage.risk_control, "未达管控目标", "BJ 30", loop=True),
     Flow(Stage.evaluation, Stage.release, "达到目标", "Law 66"),
+    Flow(Stage.release, Stage.remediation, "移出评审退回", "Law 66 ¶2", loop=True),
+    Flow(Stage.release, Stage.risk_control, "移出评审退回", "Law 66 ¶2", loop=True),
     Flow(Stage.release, Stage.released, "放行", "Law 66; BJ 15"),
 )
+
+
+# --- amendments: changes parcels registered earlier do not see -------------------------
+
+
+class Amendment(StrEnum):
+    """A change to the procedure after parcels were registered under it. Each id is a
+    `workflow.patched` id: a registration records the amendments it starts under (and
+    carries them across continue-as-new), so a parcel registered earlier goes on, and
+    replays, as it began."""
+
+    law_67_registry_notice = "law-67-real-estate-registry-notice"
+    """Law 67: a key supervised unit's investigation report goes to the real-estate
+    registry (the first registrations never sent it)."""
+    removal_return_reopens_works = "removal-review-returned-reopens-the-works"
+    """Law 66 ¶2: a returned removal review is like a failed evaluation: control or
+    remediation continues and a new evaluation follows (it used to ask for a new
+    application with nothing changed)."""
 
 
 # --- which rules are decided when (shared by the workflow and the dry-run) ------------

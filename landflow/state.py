@@ -168,6 +168,9 @@ class ParcelState(BaseModel):
     runs: int = 1  # runs in this chain (continue-as-new)
     history_bytes_before: int = 0  # bytes of the earlier runs of this chain
     restart_of: str | None = None  # an abnormally closed registration this one restarts
+    # Changes to the procedure this registration started under (landflow.procedure
+    # AMENDMENTS); carried across continue-as-new, so a parcel keeps its own version.
+    amendments: list[str] = Field(default_factory=list)
 
     def listed_on(self, list_name: str) -> bool:
         return any(m.list_name == list_name and m.left_at is None for m in self.lists)

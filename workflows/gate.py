@@ -73,6 +73,18 @@ def resolve(owner: Owner, state: ParcelState) -> list[Assignee]:
     raise ValueError(f"unknown owner {owner}")
 
 
+def manager_for(owner: Owner, state: ParcelState) -> list[Assignee]:
+    """Who owes a land user's step on a parcel with no land user bound (BJ 19: 土地使用权人
+    或管理人, the holder or the manager): the reserve agency, which holds recovered land;
+    otherwise the district government (Law 45 ¶2). Used only where no one else owes the
+    step, so that it cannot stay without an owner."""
+    if owner != Owner.land_user or state.parties.land_user is not None:
+        return []
+    recovered = state.facts.get("right_status") == "recovered"
+    role = Role.reserve_agency if recovered else Role.district_government
+    return [_bound(owner, role, state.district)]
+
+
 def _bound(owner: Owner, role: Role, district: str | None, party: Any = None) -> Assignee:
     return Assignee(
         owner=owner,

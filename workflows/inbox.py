@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from landflow.messages import ActionOutcome, ActionRequest
     from landflow.policy import Policy
-    from landflow.procedure import PROCEDURE
+    from landflow.procedure import PROCEDURE, Owner, StepSpec
     from landflow.state import (
         DECISIVE_FIELDS,
         ActionEntry,
@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         Task,
     )
     from landflow.vocabulary import Action, Step
-    from workflows.gate import Claim, check, resolve
+    from workflows.gate import Claim, check, manager_for, resolve
     from workflows.journal import Journal
 
 MAX_KEYS = 500  # Idempotency-Keys remembered per parcel (the newest)
@@ -348,17 +348,25 @@ class Inbox:
             waiting_on=self.state.waiting_on(),
             deadline=task.deadline if task else None,
             status=self.state.status,
+            answered=entry.step,
         )
 
 
 def resolve_owners(step: Step, state: ParcelState) -> list[Assignee]:
     """Every owner of the step, resolved on the parcel (one assignee per owner); those
-    with only side actions do not owe the step."""
+    with only side actions do not owe the step. A step no bound owner can take (a land
+    user's, on land with none bound) goes to the land's manager (`gate.manager_for`)."""
     spec = PROCEDURE[step]
+    return _resolved(spec, state, resolve) or _resolved(spec, state, manager_for)
+
+
+def _resolved(
+    spec: StepSpec, state: ParcelState, resolver: Callable[[Owner, ParcelState], list[Assignee]]
+) -> list[Assignee]:
     found: list[Assignee] = []
     for owner in spec.owners():
         owes = any(a.ends_step for a in spec.answers if a.by == owner)
-        for assignee in resolve(owner, state):
+        for assignee in resolver(owner, state):
             assignee.owes = owes
             if all(
                 (a.role, a.district, a.party) != (assignee.role, assignee.district, assignee.party)

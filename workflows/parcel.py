@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRow,
     )
     from landflow.policy import Policy
-    from landflow.procedure import RulePoint
+    from landflow.procedure import Amendment, RulePoint
     from landflow.state import (
         ActionEntry,
         JournalEntry,
@@ -137,7 +137,6 @@ class ParcelWorkflow:
             risk = await self.investigate()
             if risk != "negligible" and await self.assess_risk(risk):
                 await self.control_or_remediate()
-                await self.remove_from_lists()
         await self.release()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ParcelOutcome.of(self.state)
@@ -156,8 +155,13 @@ class ParcelWorkflow:
             if not review.returned:
                 break
         risk = decided["R5"].outcome
-        if self.state.latest("R1") and self.state.latest("R1").details.get("real_estate_registry"):  # type: ignore[union-attr]
-            await self.notify("real_estate_registry", documents=_documents(report))  # Law 67
+        r1 = self.state.latest("R1")
+        if (
+            self.amended(Amendment.law_67_registry_notice)
+            and r1 is not None
+            and r1.details.get("real_estate_registry")
+        ):  # Law 67: the report goes with the registration records of the land
+            await self.notify("real_estate_registry", documents=_documents(report))
         if risk == "negligible":
             await self.list_leave("suspected", "investigation reviewed: no exceedance", "BJ 17-18")
         return risk
@@ -206,7 +210,8 @@ class ParcelWorkflow:
 
     async def control_or_remediate(self) -> None:
         """BJ 19: the district government chooses; control may end in development
-        (remediation) or in reached targets; each ends with an effect evaluation."""
+        (remediation) or in reached targets; each ends with an effect evaluation, and the
+        parcel leaves the lists by review (Law 66)."""
         path = (await self.inbox.step(Step.choose_path)).value("path")
         measures_taken = failed = False
         while True:
@@ -218,9 +223,9 @@ class ParcelWorkflow:
                     continue
             else:
                 await self.remediate(after_failure=failed)
-            if await self.evaluate():
+            if await self.evaluate() and await self.remove_from_lists():
                 return
-            failed = True  # BJ 30: targets not met, control or remediation continues
+            failed = True  # BJ 30; Law 66 ¶2: targets not met, control or remediation goes on
 
     async def risk_control(self, measures_taken: bool) -> str:
         """BJ 19; Law 62-63: zone, signs and notice; periodic monitoring; isolation on
@@ -278,20 +283,24 @@ class ParcelWorkflow:
                 return False
         return True
 
-    async def remove_from_lists(self) -> None:
+    async def remove_from_lists(self) -> bool:
         """Law 66: the responsible party or land user applies; the city EPB with the
-        planning bureau review the evaluation; removal leaves both lists and is published."""
+        planning bureau review the evaluation; removal leaves both lists and is published.
+        False when the review returns it: the targets are not shown met (Law 66 ¶2)."""
         self.enter(Stage.release)
         while True:
             await self.inbox.step(Step.removal_application)
             review = await self.inbox.step(Step.removal_review)
             if not review.returned:
                 break
+            if self.amended(Amendment.removal_return_reopens_works):
+                return False
         for name in ("contaminated", "negative"):
             await self.list_leave(name, "targets met; removed by review (Law 66 ¶2)", "Law 66")
         if not self.journal.replaying:
             self.state.disclosure.removal_published_at = workflow.now()
         await self.notify("removal_published")
+        return True
 
     async def release(self) -> None:
         """Law 66; BJ 15, 20: the planning bureau clears the planned use."""
@@ -302,6 +311,10 @@ class ParcelWorkflow:
             self.state.status = "released"
             await self.sync()
         self.inbox.settle()
+
+    def amended(self, amendment: Amendment) -> bool:
+        """Whether this registration started under the amendment (landflow.procedure)."""
+        return amendment.value in self.state.amendments
 
     # --- decisions ------------------------------------------------------------------
 
@@ -596,6 +609,8 @@ class ParcelWorkflow:
             )
         if start.carried is None:
             self.state.parties.land_user = _right_holder(self.state.facts)
+            # A registration started before an amendment replays without its marker.
+            self.state.amendments = [a.value for a in Amendment if workflow.patched(a.value)]
         if self._inbox is None:
             self._inbox = Inbox(self.state, self.policy, self.journal, self)
         self.inbox.watch_side_tasks()

@@ -2,11 +2,14 @@
 
     .venv/bin/python -m tests.histories.record
 
+    .venv/bin/python -m tests.histories.record --force NAME   # record NAME again
+
 Each path is driven through the real API, worker and a throwaway dev server by the
 same scenarios the end-to-end tests run, then exported exactly as `landflow audit
-export` writes it. Re-record only on purpose: a golden history stands for parcels
+export` writes it. Only missing files are recorded: a golden history stands for parcels
 already running in production, and the workflow must keep replaying the committed files
 (guard changes with `workflow.patched`, or start a new workflow type; see the README).
+Every evaluation is spot-checked here (policy share 1.0), so a path can fail one.
 The first procedure's histories (tests/histories/legacy/) were recorded by the release
 that ran it and are kept as they are. The monitoring step gets a 3-second deadline so
 the risk-control history holds a reminder, an escalation and an Overdue flag.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -84,6 +88,92 @@ def _held() -> dict[str, object]:
     return {"investigator": "land_user", "right_status": "held", "land_user": LAND_USER}
 
 
+async def _evaluated(api: httpx.AsyncClient, pid: str, spot_check: str = "met") -> dict:
+    await act(api, pid, "commission_evaluator", {"party": paths.EVALUATOR}, "responsible_party")
+    documents = await paths.cite(api, pid, "effect_evaluation_report", "third_party_evaluator")
+    outcome = await act(
+        api,
+        pid,
+        "evaluation",
+        {"met": True, "results": paths.MET_RESULTS, "documents": documents},
+        "third_party_evaluator",
+    )
+    if outcome["step"] == "spot_check":
+        outcome = await act(api, pid, "spot_check", {"result": spot_check}, "city_epb")
+    return outcome
+
+
+async def amended_remediation(api: httpx.AsyncClient, pid: str) -> None:
+    """A parcel under both amendments (landflow.procedure.Amendment): a failed spot-check
+    and a revised plan with a new contractor, then a removal review returned by the
+    planning bureau (Law 66 ¶2), more works, a new evaluation, removal and release."""
+    await paths._to_risk_assessment(api, pid, paths.DIRTY_SAMPLES)
+    await paths._assess(
+        api,
+        pid,
+        "responsible_party",
+        acceptable=False,
+        targets=paths.TARGETS,
+        recommendation="remediation",
+    )
+    await act(api, pid, "choose_path", {"path": "remediation"}, "district_government")
+    plan = {"plan": "热脱附", "contractor": paths.CONTRACTOR, "notice_board": True}
+    for contractor in (paths.CONTRACTOR, paths.NEW_CONTRACTOR):
+        documents = await paths.cite(api, pid, "remediation_plan", "responsible_party")
+        revised = {**plan, "contractor": contractor, "documents": documents}
+        await act(api, pid, "remediation_plan", revised, "responsible_party")
+        await act(api, pid, "plan_filing_review", {"decision": "acknowledged"}, "district_epb")
+        await act(api, pid, "works_completed", {"summary": "完工"}, "responsible_party")
+        failed = contractor == paths.CONTRACTOR
+        await _evaluated(api, pid, "not_met" if failed else "met")
+    await act(api, pid, "removal_application", {}, "responsible_party")
+    await act(api, pid, "removal_review", paths.RETURNED, "planning_land")
+    await act(api, pid, "works_completed", {"summary": "补充修复"}, "responsible_party")
+    await _evaluated(api, pid)
+    await act(api, pid, "removal_application", {}, "responsible_party")
+    await act(api, pid, "removal_review", ACCEPTED, "city_epb")
+    await act(api, pid, "removal_review", ACCEPTED, "planning_land")
+    await act(api, pid, "release", {}, "planning_land")
+
+
+async def isolation_by_the_manager(api: httpx.AsyncClient, pid: str) -> None:
+    """Diffusion under risk control on recovered land: the reserve agency, which holds
+    it, isolates (BJ 19); targets reached, the parcel stays open at its evaluation."""
+    await paths._to_risk_assessment(api, pid, paths.DIRTY_SAMPLES)
+    await paths._assess(
+        api,
+        pid,
+        "responsible_party",
+        acceptable=False,
+        targets=paths.TARGETS,
+        recommendation="risk_control",
+    )
+    await act(api, pid, "choose_path", {"path": "risk_control"}, "district_government")
+    await act(
+        api,
+        pid,
+        "control_measures",
+        {"control_zone": "东区", "signs_posted": True, "notice_published": True},
+        "district_government",
+    )
+    await act(api, pid, "monitoring_result", {"diffusion_found": True}, "responsible_party")
+    await act(api, pid, "isolation_measures", {"measures": "阻隔墙"}, "reserve_agency")
+    await act(api, pid, "risk_control_completed", {}, "responsible_party")
+
+
+async def key_unit_transfer(api: httpx.AsyncClient, pid: str) -> None:
+    """Law 67: a key supervised unit's land before its transfer, nothing found; the
+    report goes to the real-estate registry; released."""
+    from tests.helpers import LAND_USER, held_facts
+
+    transfer = {"right_status": "transferred", "transferee": LAND_USER}
+    await start(api, held_facts(pid, key_supervised_unit=True, planned_use="industrial") | transfer)
+    await paths.report(api, pid, paths.CLEAN_SAMPLES, "land_user")
+    await act(api, pid, "filing_review", ACCEPTED, "planning_land")
+    await act(api, pid, "filing_review", ACCEPTED, "city_epb")
+    await act(api, pid, "release", {}, "planning_land")
+
+
 async def released_without_investigation(api: httpx.AsyncClient, pid: str) -> None:
     await start(api, paths.clean_facts(pid))
     await act(api, pid, "release", {"notes": "商业用地维持原用途"}, "planning_land")
@@ -96,10 +186,13 @@ SCENARIOS: dict[str, Scenario] = {
     ),  # type: ignore[attr-defined]
     "determination_land_user": paths.test_undetermined_polluter_falls_to_the_land_user,
     "risk_control_removal": risk_control_with_missed_deadline,
+    "amended_remediation": amended_remediation,
+    "isolation_by_the_manager": isolation_by_the_manager,
+    "key_unit_transfer": key_unit_transfer,
 }
 
 
-async def record() -> None:
+async def record(force: set[str]) -> None:
     HERE.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="landflow-record-"))
     env = await WorkflowEnvironment.start_local(
@@ -117,10 +210,13 @@ async def record() -> None:
                     "escalate_to": "district_epb",
                 }
             },
+            spot_check_share=1.0,
         )
         settings = make_settings(tmp, policy_file=short)
         async with build_worker(env.client, settings), api_client(settings, env.client) as api:
             for name, scenario in SCENARIOS.items():
+                if (HERE / f"{name}.json").exists() and name not in force:
+                    continue
                 pid = f"GOLD-{name.replace('_', '-')}-{uuid.uuid4().hex[:4]}"
                 await scenario(api, pid)
                 history = await fetch_history(env.client, pid)
@@ -132,4 +228,4 @@ async def record() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(set(sys.argv[2:]) if sys.argv[1:2] == ["--force"] else set()))

@@ -276,8 +276,27 @@ async def test_acceptable_risk_is_released_never_listed(api, pid):
 
 async def test_above_intervention_is_listed_whatever_the_report_says(api, pid):
     await _to_risk_assessment(api, pid, DIRTY_SAMPLES)
-    outcome = await _assess(api, pid, "responsible_party", acceptable=True)
+    # Listed whatever it concludes, the report must give what the evaluation is held to.
+    documents = await cite(api, pid, "risk_assessment_report", "responsible_party")
+    refused = await act(
+        api,
+        pid,
+        "risk_assessment_report",
+        {"acceptable": True, "documents": documents},
+        "responsible_party",
+        expect=422,
+    )
+    assert {f["field"] for f in refused["fields"]} == {"targets", "recommendation"}
+    outcome = await _assess(
+        api,
+        pid,
+        "responsible_party",
+        acceptable=True,
+        targets=TARGETS,
+        recommendation="remediation",
+    )
     assert outcome["stage"] == "listing"
+    assert [t["item"] for t in (await get(api, pid))["targets"]] == [t["item"] for t in TARGETS]
     decision = next(d for d in (await get(api, pid))["decisions"] if d["rule"] == "R11")
     assert (decision["outcome"], decision["row"]) == ("listed", "R11.1")
     assert "GB 36600 5.3.3" in decision["citation"]

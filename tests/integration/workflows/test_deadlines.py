@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from tests.helpers import TRANSPORT, facts
 from tests.integration.workflows.conftest import Harness
-
-RESERVE = {"role": "reserve_agency", "subject": "储备中心"}
+from tests.integration.workflows.drive import RESERVE, RESPONSIBLE, to_works
 
 
 async def test_an_investigation_is_reminded_then_escalated_then_cleared(harness: Harness, pid: str):
@@ -44,56 +43,12 @@ async def test_a_transport_acknowledgement_has_its_own_deadline_and_does_not_hol
     harness: Harness, pid: str
 ):
     handle = await harness.start(facts(pid, enterprise_closed=False, industry="other"))
-    await _to_works(harness, handle)
-    polluter = {"role": "responsible_party", "party": "91110105POLLUTER01"}
-    await harness.act(handle, "soil_transport", polluter, TRANSPORT, documents=["transport_plan"])
+    await to_works(harness, handle)
+    await harness.act(
+        handle, "soil_transport", RESPONSIBLE, TRANSPORT, documents=["transport_plan"]
+    )
     await harness.env.sleep(timedelta(days=6))  # the acknowledgement is due in 5 days
     escalated = [n for n in harness.recorded.notices if n.kind == "escalation"]
     assert [n.step.value for n in escalated] == ["transport_acknowledgement"]
     state = await harness.state(handle)
     assert state.blocking().step.value == "works" and not state.blocking().overdue
-
-
-async def _to_works(harness: Harness, handle) -> None:
-    samples = harness.samples([{"item": "苯并[a]芘", "value_mg_kg": 8.5}])
-    await harness.act(
-        handle,
-        "investigation_report",
-        RESERVE,
-        {"extent_m2": 1, "degree": "x"},
-        samples=samples,
-        documents=["investigation_report"],
-    )
-    for bureau in ("city_epb", "planning_land"):
-        await harness.act(handle, "filing_review", {"role": bureau}, {"decision": "accepted"})
-    polluter = {"role": "responsible_party", "party": "91110105POLLUTER01"}
-    assessment = {
-        "acceptable": False,
-        "targets": [{"item": "苯并[a]芘", "target_mg_kg": 0.5}],
-        "recommendation": "remediation",
-    }
-    await harness.act(
-        handle, "risk_assessment_report", polluter, assessment, documents=["risk_assessment_report"]
-    )
-    for bureau in ("city_epb", "planning_land"):
-        await harness.act(
-            handle, "risk_assessment_review", {"role": bureau}, {"decision": "accepted"}
-        )
-    await harness.act(
-        handle,
-        "choose_path",
-        {"role": "district_government", "district": "朝阳区"},
-        {"path": "remediation"},
-    )
-    plan = {
-        "plan": "p",
-        "contractor": {"id": "91110105CONTRACT01", "name": "某公司"},
-        "notice_board": True,
-    }
-    await harness.act(handle, "remediation_plan", polluter, plan, documents=["remediation_plan"])
-    await harness.act(
-        handle,
-        "plan_filing_review",
-        {"role": "district_epb", "district": "朝阳区"},
-        {"decision": "acknowledged"},
-    )

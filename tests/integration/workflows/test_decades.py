@@ -9,41 +9,10 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.helpers import facts
 from tests.integration.workflows.conftest import POLICY, Harness, running
+from tests.integration.workflows.drive import RESPONSIBLE, to_monitoring
 from workflows.history import fetch_history
 
-POLLUTER = {"role": "responsible_party", "party": "91110105POLLUTER01"}
 YEAR = timedelta(days=365)
-
-
-async def _to_monitoring(harness: Harness, handle) -> None:
-    reserve = {"role": "reserve_agency"}
-    samples = harness.samples([{"item": "苯并[a]芘", "value_mg_kg": 8.5}])
-    await harness.act(
-        handle,
-        "investigation_report",
-        reserve,
-        {"extent_m2": 1, "degree": "x"},
-        samples=samples,
-        documents=["investigation_report"],
-    )
-    for bureau in ("city_epb", "planning_land"):
-        await harness.act(handle, "filing_review", {"role": bureau}, {"decision": "accepted"})
-    assessment = {
-        "acceptable": False,
-        "targets": [{"item": "苯并[a]芘", "target_mg_kg": 0.5}],
-        "recommendation": "risk_control",
-    }
-    await harness.act(
-        handle, "risk_assessment_report", POLLUTER, assessment, documents=["risk_assessment_report"]
-    )
-    for bureau in ("city_epb", "planning_land"):
-        await harness.act(
-            handle, "risk_assessment_review", {"role": bureau}, {"decision": "accepted"}
-        )
-    government = {"role": "district_government", "district": "朝阳区"}
-    await harness.act(handle, "choose_path", government, {"path": "risk_control"})
-    measures = {"control_zone": "东区", "signs_posted": True, "notice_published": True}
-    await harness.act(handle, "control_measures", government, measures)
 
 
 async def test_thirty_years_of_yearly_monitoring(time_skipping, pid: str):
@@ -56,7 +25,7 @@ async def test_thirty_years_of_yearly_monitoring(time_skipping, pid: str):
 
 async def _thirty_years(harness: Harness, pid: str) -> None:
     handle = await harness.start(facts(pid, enterprise_closed=False, industry="other"))
-    await _to_monitoring(harness, handle)
+    await to_monitoring(harness, handle)
     for year in range(30):
         await harness.env.sleep(YEAR - timedelta(days=20))  # reminded 30 days before
         late = year % 10 == 9
@@ -65,7 +34,7 @@ async def _thirty_years(harness: Harness, pid: str) -> None:
         await harness.act(
             handle,
             "monitoring_result",
-            POLLUTER,
+            RESPONSIBLE,
             {"diffusion_found": False, "notes": f"第{year + 1}年"},
         )
     state = await harness.state(handle)

@@ -47,6 +47,9 @@ def test_every_path_has_a_golden_history():
         "full_remediation_chain",
         "determination_land_user",
         "risk_control_removal",
+        "amended_remediation",
+        "isolation_by_the_manager",
+        "key_unit_transfer",
     }
 
 
@@ -224,6 +227,34 @@ def test_trail_of_risk_control_with_reminder_escalation_and_overdue_flag():
     assert [f.overdue for f in trail.overdue_flags] == [True, False]
     assert ("isolation_measures", "land_user") in [(a.action, a.role) for a in trail.actions]
     assert "remediation" not in [s.stage for s in trail.stages]
+
+
+def test_trail_of_a_parcel_under_the_amendments():
+    """A failed spot-check, a revised plan, a returned removal review (Law 66 ¶2): every
+    action names the step it answered and its clause."""
+    trail = build_trail(golden("amended_remediation"))
+    assert trail.status == "completed" and trail.stage == "released"
+    assert all(a.step and a.clause for a in trail.actions)
+    returned = [
+        (a.step, a.role, a.clause)
+        for a in trail.actions
+        if isinstance(a.payload, dict) and a.payload.get("decision") == "returned"
+    ]
+    assert returned == [("removal_review", "planning_land", "Law 66 ¶2")]
+    spot_checks = [a.payload["result"] for a in trail.actions if a.action == "spot_check"]
+    assert spot_checks == ["not_met", "met", "met"]
+    stages = [s.stage for s in trail.stages]
+    assert stages.index("release") < len(stages) - stages[::-1].index("remediation") - 1
+
+
+def test_trail_of_the_law_67_notice_and_of_isolation_by_the_manager():
+    notices = [n.kind for n in build_trail(golden("key_unit_transfer")).notices]
+    assert notices.count("real_estate_registry") == 1
+    trail = build_trail(golden("isolation_by_the_manager"))
+    assert trail.status == "running"
+    assert ("isolation_measures", "reserve_agency", "isolation") in [
+        (a.action, a.role, a.step) for a in trail.actions
+    ]
 
 
 def test_trail_hash_is_the_sha256_of_the_file():

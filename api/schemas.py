@@ -5,19 +5,22 @@ the workflow's state."""
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from landflow.decisions import DecisionBrief
-from landflow.facts import Target
+from landflow.documents import DOCUMENT_KIND_ZH, DocumentKind
+from landflow.facts import Party, Target
 from landflow.messages import NextAction, workflow_id
 from landflow.state import ActionEntry, Disclosure, ListMembership, ParcelState, Parties, StageVisit
-from landflow.vocabulary import Role, Stage
+from landflow.vocabulary import BEIJING_TIME, Role, Stage
 from registry.tables import (
     DecisionBase,
     DocumentBase,
+    DocumentRow,
     ListEntryBase,
     ParcelBase,
     ParcelRow,
@@ -41,6 +44,19 @@ class ParcelStarted(BaseModel):
     next_actions: list[NextAction]
 
 
+class PartiesOut(Parties):
+    """The parcel's parties; `responsible_party` is `responsible` under the name clients
+    read (issue 11), both kept."""
+
+    responsible_party: Party | None = Field(
+        default=None, description="the responsible party bound by R4 (the same as `responsible`)"
+    )
+
+    @classmethod
+    def of(cls, parties: Parties) -> PartiesOut:
+        return cls.model_validate({**dict(parties), "responsible_party": parties.responsible})
+
+
 class ParcelOut(BaseModel):
     """A parcel as its workflow knows it now (read by query, never from the registry)."""
 
@@ -60,7 +76,7 @@ class ParcelOut(BaseModel):
     history: list[StageVisit] = Field(description="every stage visit, who moved the parcel on")
     actions: list[ActionEntry]
     facts: dict[str, Any]
-    parties: Parties
+    parties: PartiesOut
     lists: list[ListMembership]
     targets: list[Target]
     disclosure: Disclosure
@@ -87,7 +103,7 @@ class ParcelOut(BaseModel):
             history=state.stages,
             actions=state.actions,
             facts=state.facts,
-            parties=state.parties,
+            parties=PartiesOut.of(state.parties),
             lists=state.lists,
             targets=state.targets,
             disclosure=state.disclosure,
@@ -152,6 +168,15 @@ class TaskPage(Paged):
     by_stage: dict[str, int] = Field(description="the caller's open tasks per stage")
 
 
+def public_responsible(parcel: ParcelRow) -> str | None:
+    """The responsible party as the public sees it: the company R4 named, or the district
+    government when R4 gives it the duty (Law 68; BJ 28; Law 45 ¶2), named, never null."""
+    parties = parcel.parties or {}
+    if parties.get("responsible_role") == Role.district_government.value:
+        return f"{parcel.district}人民政府"
+    return (parties.get("responsible") or {}).get("name")
+
+
 class ListEntryOut(ListEntryBase):
     """A public list entry with the disclosure fields (DOMAIN.md "Public disclosure")."""
 
@@ -168,11 +193,10 @@ class ListEntryOut(ListEntryBase):
         data = _aware(entry.model_dump(), "entered_at", "left_at")
         if parcel is not None:
             disclosure = parcel.disclosure or {}
-            responsible = (parcel.parties or {}).get("responsible") or {}
             data |= {
                 "location": parcel.location,
                 "area_m2": parcel.area_m2,
-                "responsible_party": responsible.get("name"),
+                "responsible_party": public_responsible(parcel),
                 "investigation_conclusion": disclosure.get("investigation_conclusion"),
                 "pollutants_over_screening": disclosure.get("pollutants_over_screening") or [],
                 "evaluation_result": disclosure.get("evaluation_result"),
@@ -196,6 +220,32 @@ class SupplyCheck(BaseModel):
     citation: str
 
 
+class PublicDocumentOut(BaseModel):
+    """A document of a public kind as the public sees it: what it is and its digest, never
+    who uploaded it, its title, its file name or an internal id."""
+
+    kind: DocumentKind
+    kind_name: str = Field(description="the kind's Chinese name")
+    sha256: str
+    size: int
+    media_type: str
+    date: dt.date = Field(description="the day it was uploaded (Beijing time)")
+    url: str = Field(description="the public download, addressed by SHA-256")
+
+    @classmethod
+    def of(cls, row: DocumentRow) -> PublicDocumentOut:
+        kind = DocumentKind(row.kind)
+        return cls(
+            kind=kind,
+            kind_name=DOCUMENT_KIND_ZH[kind],
+            sha256=row.sha256,
+            size=row.size,
+            media_type=row.media_type,
+            date=aware(row.uploaded_at).astimezone(BEIJING_TIME).date(),
+            url=f"/public/parcels/{row.parcel_id}/documents/{row.sha256}",
+        )
+
+
 class PublicProfile(BaseModel):
     """What the public register shows of a parcel: no personal data, no internal ids."""
 
@@ -210,7 +260,7 @@ class PublicProfile(BaseModel):
     responsible_party: str | None
     disclosure: dict[str, Any]
     lists: list[ListEntryOut]
-    documents: list[DocumentOut]
+    documents: list[PublicDocumentOut]
 
 
 class DecisionOut(DecisionBase):

@@ -244,23 +244,25 @@ def list_entries(
         .join(ParcelRow, col(ParcelRow.run_id) == ListEntryRow.run_id, isouter=True)
         .where(*where)
     )
+    # Keyed by entry time and parcel id, not run id: anyone can decode a public cursor, and
+    # no run id is public (two runs of one id never enter a list at the same instant).
     if cursor:
-        entered, run_id = decode_cursor(cursor, 2)
+        entered, parcel_id = decode_cursor(cursor, 2)
         at = _instant(entered)
         query = query.where(
             or_(
                 col(ListEntryRow.entered_at) > at,
-                and_(col(ListEntryRow.entered_at) == at, col(ListEntryRow.run_id) > str(run_id)),
+                and_(
+                    col(ListEntryRow.entered_at) == at,
+                    col(ListEntryRow.parcel_id) > str(parcel_id),
+                ),
             )
         )
-    rows = list(
-        session.exec(
-            query.order_by(col(ListEntryRow.entered_at), col(ListEntryRow.run_id)).limit(limit + 1)
-        )
-    )
+    order = (col(ListEntryRow.entered_at), col(ListEntryRow.parcel_id))
+    rows = list(session.exec(query.order_by(*order).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor([rows[-1][0].entered_at, rows[-1][0].run_id]) if more else None
+    next_cursor = encode_cursor([rows[-1][0].entered_at, rows[-1][0].parcel_id]) if more else None
     return Page([(e, p) for e, p in rows], total, next_cursor)
 
 

@@ -24,8 +24,9 @@ from api.routes.parcels import ParcelId, parcel_exists, parcel_state
 from api.schemas import DocumentList, DocumentOut, error_responses
 from documents import names, sniff
 from documents.store import DocumentStore, Empty, NotStored, TooLarge
-from landflow.documents import DocumentKind, document_id
+from landflow.documents import SHA256_PATTERN, DocumentKind, document_id
 from landflow.messages import Actor
+from landflow.policy import Policy
 from landflow.state import ParcelState
 from landflow.vocabulary import PARTY_ROLES, Role
 from registry import queries, writes
@@ -258,24 +259,41 @@ def download(
 
 
 @router.get(
-    "/public/parcels/{parcel_id}/documents/{document_id}",
+    "/public/parcels/{parcel_id}/documents/{sha256}",
     responses={**error_responses(404, 416), 200: {"content": {"application/octet-stream": {}}}},
 )
 def public_download(
     parcel_id: ParcelId,
-    document_id: str,
+    sha256: str,
     session: SessionDep,
     store: StoreDep,
     policy: PolicyDep,
     range_: Annotated[str | None, Header(alias="range", max_length=100)] = None,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """Documents of public kinds (policy `public_document_kinds`), with no token."""
-    row = queries.document(session, document_id=document_id)
-    public = {k.value for k in policy.public_document_kinds}
-    if row is None or row.parcel_id != parcel_id or row.kind not in public:
-        raise ApiError(404, "NotFound", f"no public document {document_id} on parcel {parcel_id}")
-    return serve_document(session, store, parcel_id, document_id, range_, if_none_match)
+    """Documents of public kinds (policy `public_document_kinds`), with no token, named by
+    their SHA-256 and sent under their kind's name (the public learns no uploader's file
+    name and no internal id)."""
+    row = public_document(session, policy, parcel_id, sha256)
+    return serve_document(
+        session, store, parcel_id, row.document_id, range_, if_none_match, public_filename(row)
+    )
+
+
+def public_document(session: Session, policy: Policy, parcel_id: str, sha256: str) -> DocumentRow:
+    """The parcel's document of a public kind with these bytes (one per parcel and digest)."""
+    row = None
+    if re.fullmatch(SHA256_PATTERN, sha256):
+        row = queries.document(session, document_id=document_id(parcel_id, sha256))
+    if row is None or row.kind not in {k.value for k in policy.public_document_kinds}:
+        raise ApiError(404, "NotFound", f"no public document {sha256[:64]} on parcel {parcel_id}")
+    return row
+
+
+def public_filename(row: DocumentRow) -> str:
+    """A neutral name for a public download: `<kind>.<ext>` (the type's usual extension)."""
+    extension = min(sniff.EXTENSIONS.get(row.media_type, frozenset({""})), key=len)
+    return f"{row.kind}{extension}"
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -288,7 +306,10 @@ def serve_document(
     document_id: str,
     range_: str | None,
     if_none_match: str | None,
+    filename: str | None = None,
 ) -> Response:
+    """The bytes of a document of the parcel; `filename` replaces the uploader's name in
+    Content-Disposition (the public downloads)."""
     row = queries.document(session, document_id=document_id)
     if row is None or row.parcel_id != parcel_id:
         raise ApiError(404, "NotFound", f"document {document_id} not found on parcel {parcel_id}")
@@ -296,7 +317,7 @@ def serve_document(
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": names.content_disposition(row.filename),
+        "Content-Disposition": names.content_disposition(filename or row.filename),
         "Cache-Control": "private, max-age=0, must-revalidate",
     }
     if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:

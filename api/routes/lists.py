@@ -10,12 +10,13 @@ from api.deps import PolicyDep, SessionDep
 from api.errors import ApiError
 from api.routes.parcels import ParcelId, paged
 from api.schemas import (
-    DocumentOut,
     ListEntryOut,
+    PublicDocumentOut,
     PublicList,
     PublicProfile,
     SupplyCheck,
     error_responses,
+    public_responsible,
 )
 from registry import queries
 from registry.tables import LISTS, ParcelRow
@@ -141,7 +142,7 @@ def public_profile(
     ]
     public = {k.value for k in policy.public_document_kinds}
     documents = [
-        DocumentOut.of(d)
+        PublicDocumentOut.of(d)
         for d in queries.documents_for(session, parcel_id=parcel_id)
         if d.kind in public
     ]
@@ -154,7 +155,7 @@ def public_profile(
         stage=row.stage,
         status=row.status,
         listed=row.listed,
-        responsible_party=((row.parties or {}).get("responsible") or {}).get("name"),
+        responsible_party=public_responsible(row),
         disclosure=row.disclosure or {},
         lists=[ListEntryOut.of(e, p) for e, p in entries],
         documents=documents,

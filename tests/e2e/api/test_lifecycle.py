@@ -395,3 +395,30 @@ async def test_undetermined_polluter_falls_to_the_land_user(api, pid):
     )
     assert (await get(api, pid))["stage"] == "risk_assessment"
     await act(api, pid, "risk_assessment_report", body, "land_user")
+
+
+async def test_parties_show_the_responsible_party_under_both_names(api, pid):
+    """`parties` as issue 11 names them (`responsible_party`), `responsible` kept."""
+    await _to_risk_assessment(api, pid, DIRTY_SAMPLES, land_user=LAND_USER_FACTS)
+    parties = (await get(api, pid))["parties"]
+    assert {"land_user", "responsible_party", "contractor", "evaluator"} <= set(parties)
+    assert parties["land_user"] == LAND_USER_FACTS
+    assert parties["responsible_party"] == parties["responsible"] == POLLUTER_FACTS
+    assert parties["responsible_role"] == "responsible_party"
+    assert parties["contractor"] is None and parties["evaluator"] is None
+
+
+async def to_risk_control(api: httpx.AsyncClient, pid: str) -> None:
+    """A listed parcel under risk control with its measures taken: monitoring is open."""
+    await _to_risk_assessment(api, pid, DIRTY_SAMPLES)
+    await _assess(
+        api,
+        pid,
+        "responsible_party",
+        acceptable=False,
+        targets=TARGETS,
+        recommendation="risk_control",
+    )
+    await act(api, pid, "choose_path", {"path": "risk_control"}, "district_government")
+    zone = {"control_zone": "东区", "signs_posted": True, "notice_published": True}
+    await act(api, pid, "control_measures", zone, "district_government")

@@ -150,6 +150,21 @@ async def save_document(
         uploaded_at=datetime.now(UTC),
     )
     kept = await asyncio.to_thread(writes.add_document, session, row=row)
+    if kept.kind != row.kind:  # one document per parcel and bytes: its kind stays
+        raise ApiError(
+            409,
+            "DocumentKindConflict",
+            f"these bytes are already document {kept.document_id} of kind {kept.kind} on "
+            f"parcel {parcel_id}; cite it as {kept.kind}, or upload the {kind.value} file",
+            [
+                {
+                    "field": "kind",
+                    "reason": f"already uploaded as {kept.kind}",
+                    "kind": kept.kind,
+                    "document_id": kept.document_id,
+                }
+            ],
+        )
     meta = DocumentOut.of(kept).model_dump(mode="json")
     await asyncio.to_thread(
         store.put_meta, f"meta/{parcel_id}/{kept.document_id}.json", json.dumps(meta).encode()

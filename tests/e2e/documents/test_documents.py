@@ -12,13 +12,36 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tests.helpers import act, auth, cite, facts, get, pdf, start, upload
+from tests.e2e.api.test_lifecycle import to_risk_control
+from tests.helpers import (
+    EVALUATOR,
+    OTHER_DISTRICT,
+    act,
+    auth,
+    cite,
+    facts,
+    get,
+    held_facts,
+    pdf,
+    start,
+    upload,
+)
 
 REPORT = {"extent_m2": 1, "degree": "x"}
 
 
 async def _investigating(api, pid: str) -> None:
     await start(api, facts(pid, enterprise_closed=False, industry="other"))
+
+
+def _stored(settings) -> list[str]:
+    return sorted(str(p) for p in Path(settings.documents_dir).rglob("*") if p.is_file())
+
+
+async def _listed(api, pid: str) -> list[dict]:
+    response = await api.get(f"/parcels/{pid}/documents", headers=auth("auditor"))
+    assert response.status_code == 200, response.text
+    return response.json()["documents"]
 
 
 async def _history_length(temporal, pid: str) -> int:
@@ -129,14 +152,91 @@ async def test_refused_uploads_leave_nothing(
     assert listed == []
 
 
-async def test_a_file_over_the_size_limit_is_413(api, pid, settings):
+async def test_a_file_over_the_size_limit_is_413_and_leaves_nothing(api, pid, settings):
     await _investigating(api, pid)
     limit = settings.max_document_bytes
     big = pdf("big") + b"0" * (limit + 1)
+    before = _stored(settings)
     refused = await upload(
         api, pid, "investigation_report", "reserve_agency", content=big, expect=(413,)
     )
     assert refused["error"] == "TooLarge"
+    assert _stored(settings) == before  # no blob, no temporary file, no metadata
+    assert await _listed(api, pid) == []  # no row
+    digest = hashlib.sha256(big).hexdigest()
+    assert not (Path(settings.documents_dir) / "sha256" / digest[:2] / digest[2:]).exists()
+
+
+async def test_the_same_bytes_under_another_kind_are_a_conflict(api, pid, settings):
+    """The same bytes with the same kind stay one document (200, the same id); with
+    another kind they are refused (409) naming the kind and id they already have, so no
+    upload can make another's bytes public by choosing a public kind."""
+    await _investigating(api, pid)
+    body = pdf(f"report {pid}")
+    first = await upload(api, pid, "investigation_report", "reserve_agency", content=body)
+    again = await upload(
+        api, pid, "investigation_report", "reserve_agency", content=body, expect=(200,)
+    )
+    assert again["document_id"] == first["document_id"] and again["kind"] == "investigation_report"
+    stored = _stored(settings)
+    refused = await upload(
+        api, pid, "effect_evaluation_report", "reserve_agency", content=body, expect=(409,)
+    )
+    assert refused["error"] == "DocumentKindConflict", refused
+    assert first["document_id"] in refused["detail"] and "investigation_report" in refused["detail"]
+    (field,) = refused["fields"]
+    assert (field["field"], field["kind"], field["document_id"]) == (
+        "kind",
+        "investigation_report",
+        first["document_id"],
+    )
+    assert _stored(settings) == stored
+    assert [(d["document_id"], d["kind"]) for d in await _listed(api, pid)] == [
+        (first["document_id"], "investigation_report")
+    ]
+    public = await api.get(f"/public/parcels/{pid}/documents/{first['sha256']}")
+    assert public.status_code == 404  # still not a public kind
+    # citing it under its own kind still works
+    cited = [{"document_id": first["document_id"], "kind": "investigation_report"}]
+    body_ = {**REPORT, "samples": [{"item": "铅", "value_mg_kg": 5}], "documents": cited}
+    await act(api, pid, "investigation_report", body_, "reserve_agency")
+
+
+async def test_only_a_caller_who_acts_or_has_acted_may_upload(api, pid, settings):
+    await start(api, facts(pid))  # the district EPB screens first
+    before = _stored(settings)
+    for role, scope in (
+        ("district_epb", OTHER_DISTRICT),  # another district's bureau
+        ("land_user", "91110105OTHERCO001"),  # a company bound to nothing here
+        ("city_epb", None),  # a bureau with no step open and none answered
+    ):
+        refused = await upload(api, pid, "other", role, scope, expect=(403,))
+        assert refused["error"] == "WrongParty", (role, refused)
+    assert _stored(settings) == before and await _listed(api, pid) == []
+    await upload(api, pid, "other", "district_epb", expect=(201,))  # owes the screening now
+    await act(api, pid, "closure_screening", {"result": "suspected"}, "district_epb")
+    await upload(api, pid, "other", "district_epb", expect=(201,))  # has acted on it
+    await upload(api, pid, "other", "district_epb", OTHER_DISTRICT, expect=(403,))
+
+
+async def test_the_parcels_own_party_reads_its_documents_another_district_does_not(api, pid):
+    await start(api, held_facts(pid))  # the land user holds the right and investigates (R2)
+    document = await upload(api, pid, "investigation_report", "land_user")
+    url = f"/parcels/{pid}/documents"
+    download = f"{url}/{document['document_id']}"
+    for path in (url, download):
+        for role, scope in (("land_user", None), ("district_epb", None), ("city_epb", None)):
+            answer = await api.get(path, headers=auth(role, scope))
+            assert answer.status_code == 200, (path, role, answer.text)
+        for role, scope in (
+            ("district_epb", OTHER_DISTRICT),
+            ("district_government", OTHER_DISTRICT),
+            ("land_user", "91110105OTHERCO001"),
+            ("responsible_party", None),  # the polluter is not bound before R4
+        ):
+            answer = await api.get(path, headers=auth(role, scope))
+            assert answer.status_code == 403, (path, role, scope, answer.text)
+            assert answer.json()["error"] == "WrongParty"
 
 
 async def test_citations_must_be_of_this_parcel_of_the_right_kind_and_required(api, temporal, pid):
@@ -169,6 +269,9 @@ async def test_citations_must_be_of_this_parcel_of_the_right_kind_and_required(a
             refused
         )
     assert await _history_length(temporal, pid) == before
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _xlsx(rows: list[list[object]]) -> bytes:
@@ -292,3 +395,76 @@ async def test_audit_verify_names_a_tampered_document(api, temporal, pid, settin
     )
     assert tampered.returncode == 1
     assert sha in tampered.stdout and "changed" in tampered.stdout
+
+
+async def test_lab_results_cited_by_monitoring_and_by_the_evaluation(api, pid):
+    """A monitoring report's samples come from its spreadsheet; an evaluation's figures
+    are the highest value of each item in the evaluator's spreadsheet (R8 against the
+    targets: 苯并[a]芘 0.55, 铅 400)."""
+    await to_risk_control(api, pid)
+    monitoring = await upload(
+        api,
+        pid,
+        "lab_results",
+        "responsible_party",
+        content=_xlsx(_lab_rows(30)),
+        filename="monitoring.xlsx",
+        media_type=XLSX,
+    )
+    cited = [{"document_id": monitoring["document_id"], "kind": "lab_results"}]
+    await act(
+        api,
+        pid,
+        "monitoring_result",
+        {"diffusion_found": False, "documents": cited},
+        "responsible_party",
+    )
+    recorded = next(
+        a for a in (await get(api, pid))["actions"] if a["action"] == "monitoring_result"
+    )
+    assert recorded["samples"]["count"] == 30
+    assert recorded["samples"]["source"] == monitoring["document_id"]
+    await act(api, pid, "risk_control_completed", {}, "responsible_party")
+    await act(api, pid, "commission_evaluator", {"party": EVALUATOR}, "responsible_party")
+    rows: list[list[object]] = [
+        ["样品编号", "采样深度", "检测项目", "检测值", "单位"],
+        ["E1", 0.5, "苯并(a)芘", 0.2, "mg/kg"],
+        ["E2", 1.0, "苯并［a］芘", 600, "μg/kg"],  # 0.6 mg/kg: the highest, over 0.55
+        ["E3", 1.5, "Benzo[a]pyrene", 0.4, "mg/kg"],
+        ["E4", 0.5, "铅", 350, "mg/kg"],
+        ["E5", 1.0, "Pb", 0.1, "g/kg"],  # 100 mg/kg
+    ]
+    lab = await upload(
+        api,
+        pid,
+        "lab_results",
+        "third_party_evaluator",
+        content=_xlsx(rows),
+        filename="evaluation.xlsx",
+        media_type=XLSX,
+    )
+    documents = [
+        *await cite(api, pid, "effect_evaluation_report", "third_party_evaluator"),
+        {"document_id": lab["document_id"], "kind": "lab_results"},
+    ]
+    outcome = await act(
+        api, pid, "evaluation", {"met": True, "documents": documents}, "third_party_evaluator"
+    )
+    assert (outcome["stage"], outcome["step"]) == ("risk_control", "monitoring")  # not met
+    parcel = await get(api, pid)
+    evaluation = next(a for a in parcel["actions"] if a["action"] == "evaluation")
+    assert evaluation["decisive"]["results"] == [
+        {"item": "苯并[a]芘", "value_mg_kg": 0.6},
+        {"item": "铅", "value_mg_kg": 350.0},
+    ]
+    assert evaluation["documents"][1]["document_id"] == lab["document_id"]
+    r8 = [d for d in parcel["decisions"] if d["rule"] == "R8"][-1]
+    assert r8["outcome"] == "not_met", r8
+    decisions = (await api.get(f"/parcels/{pid}/decisions", headers=auth("auditor"))).json()
+    r8 = next(d for d in reversed(decisions["decisions"]) if d["rule"] == "R8")
+    # 苯并[a]芘 at its highest (0.6, not the first 0.2 or the last 0.4) fails its target;
+    # 铅 at its highest (350, not the sum 450) meets it
+    assert r8["inputs"]["failing_items"] == "苯并[a]芘"
+    assert r8["details"]["failing"] == [
+        {"item": "苯并[a]芘", "target_mg_kg": 0.55, "value_mg_kg": 0.6}
+    ]

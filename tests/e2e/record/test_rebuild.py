@@ -32,7 +32,7 @@ from registry.rebuild import reconcile
 from service.worker import build_worker, ensure_registry_current, registry_behind
 from tests.conftest import api_client, binary, make_settings
 from tests.e2e.record.test_registrations import _listed, _listed_facts
-from tests.helpers import act, clean_facts, facts, start
+from tests.helpers import act, clean_facts, eventually, facts, start
 from workflows import visibility
 from workflows.history import fetch_history
 
@@ -261,12 +261,16 @@ async def test_a_parcel_waiting_for_its_first_projection_is_not_a_registry_behin
         async with api_client(unpolled, env.client) as no_worker:
             await start(no_worker, clean_facts(pid))
         handle = env.client.get_workflow_handle(f"parcel-{pid}")
-        query = f'WorkflowId = "parcel-{pid}"'
-        for _ in range(100):  # visibility lags the engine a little
-            if (await env.client.count_workflows(query)).count:
-                break
-            await asyncio.sleep(0.1)
+        at_intake = f'WorkflowId = "parcel-{pid}" AND {visibility.STAGE.name} = "intake"'
+
+        async def listed_at_intake() -> int:
+            return (await env.client.count_workflows(at_intake)).count
+
         try:
+            # Visibility lags the engine: until it lists the parcel the check below would
+            # pass without having seen it. The registry has no row of it yet.
+            await eventually(listed_at_intake, f"parcel-{pid} listed at intake", timeout=10)
+            assert (await _rows_of(settings, pid))["parcels"] == 0
             assert await registry_behind(env.client, engine) is None
         finally:
             await handle.terminate("test: never polled")

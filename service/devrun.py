@@ -24,10 +24,12 @@ import httpx
 
 from landflow.settings import Settings
 from landflow.vocabulary import DISTRICT_ROLES, PARTY_ROLES, Role, districts
+from registry.engine import RegistryUnavailable, check_usable, make_engine
 from service import demo
 from service.processes import (
     Health,
     Program,
+    ProgramFailed,
     StaleProcesses,
     Supervisor,
     run_foreground,
@@ -161,6 +163,11 @@ def main(settings: Settings) -> int:
         if settings.tokens_file is None
         else json.loads(tokens_file.read_text("utf-8"))
     )
+    try:  # before anything starts: the API would crash-loop on it for a minute
+        _check_registry(settings)
+    except RegistryUnavailable as exc:
+        print(f"make run cannot start: {exc}", file=sys.stderr, flush=True)
+        return 2
     env = _environment(settings, tokens_file)
     supervisor = Supervisor(
         programs(settings, env),
@@ -182,7 +189,30 @@ def main(settings: Settings) -> int:
         print(_banner(settings, tokens_file, tokens, demo_state), flush=True)
         print(f"  Schedules : {schedules}", flush=True)
 
-    return run_foreground(supervisor, on_ready=ready)
+    try:
+        return run_foreground(supervisor, on_ready=ready)
+    except ProgramFailed as exc:  # everything it started is stopped by now
+        print(_failed(exc), file=sys.stderr, flush=True)
+        return 1
+
+
+def _check_registry(settings: Settings) -> None:
+    """RegistryUnavailable, naming the file and the fix, if the registry cannot be read."""
+    engine = make_engine(settings.database_url)
+    try:
+        check_usable(engine)
+    finally:
+        engine.dispose()
+
+
+def _failed(exc: ProgramFailed) -> str:
+    """A program that would not run, in a paragraph, then the tail of its log."""
+    what, _, tail = str(exc).partition("\n")
+    return (
+        f"make run stopped: {what}. Everything it had started is stopped again. The cause "
+        "is usually in the last lines of that program's log, shown below; fix it and run "
+        "`make run` again." + (f"\n{tail}" if tail else "")
+    )
 
 
 def _start_demo(settings: Settings, tokens: dict[str, dict[str, str]]) -> str:

@@ -11,12 +11,14 @@ the supervisor under test, not a program of one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,3 +276,28 @@ async def test_a_later_run_finds_the_demo_and_sigkill_leaves_nothing(devrun: Dev
     devrun.proc.kill()  # no handler runs: the parent-death signals must do it
     devrun.proc.wait(10)
     await devrun.all_gone(pids)
+
+
+async def test_a_corrupt_registry_is_named_with_its_fix_within_seconds(tmp_path: Path):
+    """A registry.db that is not a database: the run says which file and what to do, and
+    exits at once, starting nothing (not after a minute of the API crash-looping)."""
+    run = DevRun(tmp_path)
+    registry = run.data / "registry.db"
+    run.data.mkdir()
+    registry.write_bytes(b"not a SQLite database, a truncated copy\n" * 200)
+    try:
+        began = time.monotonic()
+        proc = run.start()
+        try:
+            code = await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"make run still runs after 20 s:\n{run.output()}")
+        message = run.output()
+        assert code != 0, message
+        assert str(registry) in message and f"mv {registry} {registry}.corrupt" in message
+        assert "landflow registry rebuild" in message, message
+        assert "Traceback" not in message, message
+        assert not with_data(run.data), "it started nothing"
+        print(f"refused in {time.monotonic() - began:.1f} s: {message}")
+    finally:
+        run.reap()

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from landflow.settings import Settings
 from landflow.vocabulary import Action, Step
 from service.worker import build_worker
 from tests.conftest import api_client, fresh_postgres_database, make_settings
-from tests.e2e.security.conftest import Park, Server
+from tests.e2e.security.conftest import Park, Server, running_server
 from tests.e2e.security.drive import (
     NOT_JSON,
     Witness,
@@ -547,3 +548,35 @@ async def test_after_a_failure_inside_the_app_the_keep_alive_connection_is_kept(
         assert failed.headers["Retry-After"] == "5"
         again = await connections.send("GET", f"/parcels/{pid}", headers=auth("auditor"))
         assert again.status_code == 200
+
+
+async def test_after_an_unexpected_error_the_500_keeps_the_keep_alive_connection(
+    settings: Settings, temporal: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A server with a registry of its own, whose `parcels` table is dropped under it (a
+    botched repair by hand): listing parcels fails inside the app with an error nothing
+    expects. The answer is the 500 ErrorOut, naming no table or file, and the next
+    requests travel on the same connection."""
+    registry = tmp_path / "registry.db"
+    own = settings.model_copy(
+        update={"data_dir": tmp_path, "database_url": f"sqlite:///{registry}"}
+    )
+    async with running_server(own, temporal, tmp_path) as server:
+        connections = Connections(server.url)
+        async with connections.client:
+            listed = await connections.send("GET", "/parcels", headers=auth("ops"))
+            assert listed.status_code == 200, listed.text
+            with contextlib.closing(sqlite3.connect(registry)) as db:
+                db.execute("DROP TABLE parcels")
+                db.commit()
+            failed = await connections.send("GET", "/parcels", headers=auth("ops"))
+            assert failed.status_code == 500, failed.text
+            assert failed.json() == {
+                "error": "Internal",
+                "detail": "an unexpected error occurred; it is logged",
+            }
+            again = await connections.send("GET", "/parcels", headers=auth("ops"))
+            assert again.status_code == 500, again.text
+        assert len(connections.addresses) == 6  # three requests, each with its health check
+    logged = server.log.read_text(encoding="utf-8")
+    assert "unexpected OperationalError on GET /parcels" in logged, logged[-3000:]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from landflow.vocabulary import Action, Role, Stage, Step
+from landflow.vocabulary import PARTY_ROLES, Action, Role, Stage, Step
 
 
 class Owner(StrEnum):
@@ -440,6 +440,7 @@ def walk(point: RulePoint, situation: RuleSituation, decide: Callable[[str], str
 def role_of(owner: Owner) -> Role | None:
     """The role of a fixed owner; owners resolved from rules or parties return None."""
     try:
-        return Role(owner.value)
+        role = Role(owner.value)
     except ValueError:
         return None
+    return None if role in PARTY_ROLES else role

@@ -19,7 +19,15 @@ from temporalio.exceptions import ApplicationError
 from landflow.bodies import ACTION_BODIES, CommissionEvaluator, SoilTransport
 from landflow.messages import ActionRequest, Actor, NextAction, Refusal
 from landflow.policy import Policy
-from landflow.procedure import OWNER_ROLES, PROCEDURE, Answer, Owner, StepSpec, steps_for
+from landflow.procedure import (
+    OWNER_ROLES,
+    PROCEDURE,
+    Answer,
+    Owner,
+    StepSpec,
+    role_of,
+    steps_for,
+)
 from landflow.state import Assignee, ParcelState, Task
 from landflow.vocabulary import DISTRICT_ROLES, PARTY_ROLES, Action, Role, Stage, check_district
 from rules import gb_standards
@@ -39,15 +47,9 @@ def resolve(owner: Owner, state: ParcelState) -> list[Assignee]:
     """The concrete role, district and party an owner stands for on this parcel; empty
     while it is not known yet (no evaluator commissioned, R4 not decided)."""
     parties = state.parties
-    fixed = {
-        Owner.reserve_agency: Role.reserve_agency,
-        Owner.city_epb: Role.city_epb,
-        Owner.planning_land: Role.planning_land,
-        Owner.district_epb: Role.district_epb,
-        Owner.district_government: Role.district_government,
-    }
-    if owner in fixed:
-        return [_bound(owner, fixed[owner], state.district)]
+    fixed = role_of(owner)
+    if fixed is not None:
+        return [_bound(owner, fixed, state.district)]
     if owner == Owner.investigator:
         role = state.investigator
         return [_bound(owner, role, state.district, parties.land_user)] if role else []

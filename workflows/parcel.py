@@ -22,6 +22,8 @@ from temporalio.common import RawValue
 # reloads the package with this module, and `from workflows import x` would then load x
 # again inside it, bypassing the pass-through (a third of a replay's time, measured).
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     import workflows.visibility as visibility
     from landflow import signing
     from landflow.decisions import Decision, DecisionBrief
@@ -68,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Patches (workflow.patched): what running parcels started before a change keep doing.
 STARTED_AFTER_PROJECTION = "started-answers-after-the-first-projection"
+In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
 
 
@@ -420,7 +423,7 @@ class ParcelWorkflow:
         if self.journal.replaying:
             return
         parties = self.state.parties
-        parties.responsible_role = Role(r4.details.get("party_role", "district_government"))
+        parties.responsible_role = Role(r4.details["party_role"])  # every R4 row names it
         party_id, name = r4.details.get("party_id"), r4.details.get("party_name")
         parties.responsible = Party(id=party_id, name=name) if party_id and name else None
 
@@ -489,7 +492,7 @@ class ParcelWorkflow:
 
     # --- side effects ---------------------------------------------------------------
 
-    async def call(self, ref: ActivityRef[Any, Out], arg: Any, summary: str) -> Out:
+    async def call(self, ref: ActivityRef[In, Out], arg: In, summary: str) -> Out:
         return await workflow.execute_activity(
             ref.name,
             arg,

@@ -389,7 +389,12 @@ async def test_undetermined_polluter_falls_to_the_land_user(api, pid):
     assert "BJ 28" in r4["law_over_plan"]
     # another company's land-user token is refused and changes nothing
     documents = await cite(api, pid, "risk_assessment_report", "land_user")
-    body = {"acceptable": True, "documents": documents}
+    body = {
+        "acceptable": False,
+        "targets": TARGETS,
+        "recommendation": "remediation",
+        "documents": documents,
+    }
     await act(
         api, pid, "risk_assessment_report", body, "land_user", "91110105OTHERCO001", expect=403
     )

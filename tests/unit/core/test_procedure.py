@@ -5,7 +5,7 @@ from __future__ import annotations
 from landflow.bodies import ACTION_BODIES
 from landflow.procedure import FLOWS, PROCEDURE, RULE_SEQUENCE, STAGE_ORDER, STEPS, Owner, RulePoint
 from landflow.settings import PACKAGE_DIR
-from landflow.vocabulary import Action, Stage, Step
+from landflow.vocabulary import Action, Role, Stage, Step
 from rules.engine import RulesEngine
 from rules.policy_file import load_policy
 
@@ -65,3 +65,16 @@ def test_the_rule_sequence_names_only_rules_with_tables():
     assert {spec.rules_after[0] for spec in STEPS if spec.rules_after} <= {
         p.value for p in RulePoint
     }
+
+
+def test_fixed_owners_are_roles_and_parties_are_not():
+    """A party owner (the land user) is bound to a company on each parcel, never a role
+    any token of that role may take."""
+    from landflow.procedure import role_of
+    from landflow.vocabulary import PARTY_ROLES
+
+    fixed = {o: role_of(o) for o in Owner}
+    assert fixed[Owner.city_epb] == Role.city_epb
+    assert fixed[Owner.district_government] == Role.district_government
+    assert all(role is None for o, role in fixed.items() if o.value in PARTY_ROLES)
+    assert fixed[Owner.land_user] is None and fixed[Owner.investigator] is None

@@ -7,11 +7,29 @@ import hashlib
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import ResetReapplyExcludeType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
-from tests.helpers import ACCEPTED, RETURNED, act, auth, cite, clean_facts, facts, start
+from landflow.messages import workflow_id
+from tests.helpers import (
+    ACCEPTED,
+    DIRTY_SAMPLES,
+    RETURNED,
+    act,
+    auth,
+    cite,
+    clean_facts,
+    eventually,
+    facts,
+    get,
+    start,
+)
+from workflows.history import ParcelHistory, run_id_of
 
 AUDITOR = auth("auditor")
 
@@ -123,3 +141,73 @@ async def test_only_auditors_read_the_record(api, pid):
     for role in ("public", "city_epb", "reserve_agency"):
         assert (await api.get(f"/parcels/{pid}/trail", headers=auth(role))).status_code == 403
     assert (await api.get(f"/parcels/{pid}/history", headers=auth("ops"))).status_code == 200
+
+
+async def test_history_trail_and_replay_cover_every_run_after_a_reset(api, temporal, pid, tmp_path):
+    """Ops reset a parcel to its first workflow task (a new run) and it goes on from there:
+    the history holds both runs, the trail tells them apart, and both replay."""
+
+    async def investigated(notes: str) -> None:
+        await act(
+            api, pid, "closure_screening", {"result": "suspected", "notes": notes}, "district_epb"
+        )
+        report = {
+            "samples": DIRTY_SAMPLES,
+            "extent_m2": 5000,
+            "degree": "重度",
+            "documents": await cite(api, pid, "investigation_report", "reserve_agency"),
+        }
+        await act(api, pid, "investigation_report", report, "reserve_agency")
+
+    async def back_at_screening() -> bool:
+        return (await get(api, pid))["waiting_on"] == ["district_epb"]
+
+    await start(api, facts(pid))
+    await investigated("第一次")
+    assert not await back_at_screening()  # on to the filing review
+    wid = workflow_id(pid)
+    first = await temporal.client.get_workflow_handle(wid).fetch_history()
+    task_done = next(
+        e.event_id for e in first.events if e.HasField("workflow_task_completed_event_attributes")
+    )
+    reset = await temporal.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=wid, run_id=first.run_id),
+            reason="audit test: back to the first workflow task",
+            workflow_task_finish_event_id=task_done,
+            request_id=str(uuid.uuid4()),
+            # the new run starts over: the actions are answered again, not replayed
+            reset_reapply_exclude_types=[
+                ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL,
+                ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
+            ],
+        )
+    )
+    await eventually(back_at_screening, f"{pid} waiting on the screening again", timeout=20)
+    await investigated("重置后")
+
+    exported = await _export(api, pid, tmp_path)
+    history = ParcelHistory.from_json(exported.read_bytes())
+    assert [run_id_of(run) for run in history.runs()] == [first.run_id, reset.run_id]
+    trail = (await api.get(f"/parcels/{pid}/trail", headers=AUDITOR)).json()
+    assert [(r["run_id"], r["status"]) for r in trail["runs"]] == [
+        (first.run_id, "terminated"),
+        (reset.run_id, "running"),
+    ]
+    acted = [(a["run"], a["action"], a["status"]) for a in trail["actions"]]
+    assert acted == [
+        (run, action, "completed")
+        for run in (1, 2)
+        for action in ("closure_screening", "investigation_report")
+    ]
+    notes = [a["payload"]["notes"] for a in trail["actions"] if a["action"] == "closure_screening"]
+    assert notes == ["第一次", "重置后"]
+    for body in (b"", exported.read_bytes()):  # the server's history, then the auditor's copy
+        verdict = await api.post(
+            f"/parcels/{pid}/replay",
+            content=body,
+            headers={**AUDITOR, "Content-Type": "application/json"},
+        )
+        assert verdict.status_code == 200, verdict.text
+        assert verdict.json() == {"deterministic": True}

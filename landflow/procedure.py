@@ -44,6 +44,19 @@ OWNER_ROLES: dict[Owner, frozenset[Role]] = {
 }
 
 
+class RulePoint(StrEnum):
+    """A moment in the procedure after which rules are decided."""
+
+    intake = "intake"
+    closure_screening = "closure_screening"
+    investigation_report = "investigation_report"
+    filing_accepted = "filing_accepted"
+    determination = "determination"
+    risk_assessment_accepted = "risk_assessment_accepted"
+    soil_transport = "soil_transport"
+    evaluation = "evaluation"
+
+
 @dataclass(frozen=True)
 class Answer:
     """An action a step accepts from one owner.
@@ -68,7 +81,7 @@ class StepSpec:
     title_zh: str
     joint: bool = False  # every owner gives an opinion; one `returned` decides (Law 59 ¶3)
     blocking: bool = True  # False: a side task in an inbox that never holds the procedure
-    rules_after: tuple[str, ...] = ()  # the rule point decided when the step is done
+    rules_after: RulePoint | None = None  # the rules decided when the step is done
 
     @property
     def deadline_key(self) -> str:
@@ -91,7 +104,7 @@ def _review(
     action: Action,
     clause: str,
     title: str,
-    rules_after: tuple[str, ...] = (),
+    rules_after: RulePoint | None = None,
 ) -> StepSpec:
     """A joint review by the city EPB with the planning bureau (Law 59 ¶3, 61, 66; BJ 17)."""
     return StepSpec(
@@ -112,7 +125,7 @@ STEPS: tuple[StepSpec, ...] = (
         (Answer(Action.closure_screening, Owner.district_epb),),
         "BJ 16",
         "关停企业原址污染筛查",
-        rules_after=("closure_screening",),
+        rules_after=RulePoint.closure_screening,
     ),
     StepSpec(
         Step.investigation,
@@ -120,7 +133,7 @@ STEPS: tuple[StepSpec, ...] = (
         (Answer(Action.investigation_report, Owner.investigator),),
         "BJ 17; Law 59, 67",
         "提交土壤污染状况调查报告",
-        rules_after=("investigation_report",),
+        rules_after=RulePoint.investigation_report,
     ),
     _review(
         Step.filing_review,
@@ -128,7 +141,7 @@ STEPS: tuple[StepSpec, ...] = (
         Action.filing_review,
         "BJ 17; Law 59 ¶3",
         "调查报告评审",
-        rules_after=("filing_accepted",),
+        rules_after=RulePoint.filing_accepted,
     ),
     StepSpec(
         Step.determination,
@@ -143,7 +156,7 @@ STEPS: tuple[StepSpec, ...] = (
         (Answer(Action.responsibility_determination, Owner.planning_land),),
         "Law 48",
         "会同认定土壤污染责任人",
-        rules_after=("determination",),
+        rules_after=RulePoint.determination,
     ),
     StepSpec(
         Step.risk_assessment,
@@ -158,7 +171,7 @@ STEPS: tuple[StepSpec, ...] = (
         Action.risk_assessment_review,
         "Law 61",
         "风险评估报告评审",
-        rules_after=("risk_assessment_accepted",),
+        rules_after=RulePoint.risk_assessment_accepted,
     ),
     StepSpec(
         Step.choose_path,
@@ -217,7 +230,7 @@ STEPS: tuple[StepSpec, ...] = (
         ),
         "BJ 29; Law 41, 64",
         "实施修复工程",
-        rules_after=("soil_transport",),
+        rules_after=RulePoint.soil_transport,
     ),
     StepSpec(
         Step.transport_acknowledgement,
@@ -240,7 +253,7 @@ STEPS: tuple[StepSpec, ...] = (
         (Answer(Action.evaluation, Owner.evaluator),),
         "Law 65; BJ 30",
         "提交效果评估报告",
-        rules_after=("evaluation",),
+        rules_after=RulePoint.evaluation,
     ),
     StepSpec(
         Step.spot_check,
@@ -344,19 +357,6 @@ class Amendment(StrEnum):
 
 
 # --- which rules are decided when (shared by the workflow and the dry-run) ------------
-
-
-class RulePoint(StrEnum):
-    """A moment in the procedure after which rules are decided."""
-
-    intake = "intake"
-    closure_screening = "closure_screening"
-    investigation_report = "investigation_report"
-    filing_accepted = "filing_accepted"
-    determination = "determination"
-    risk_assessment_accepted = "risk_assessment_accepted"
-    soil_transport = "soil_transport"
-    evaluation = "evaluation"
 
 
 @dataclass(frozen=True)

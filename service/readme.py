@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from landflow.documents import DOCUMENT_KIND_ZH
 from landflow.policy import Policy
-from landflow.procedure import PROCEDURE, STAGE_ORDER, STEPS, StepSpec
+from landflow.procedure import PROCEDURE, RULE_SEQUENCE, STAGE_ORDER, STEPS, StepSpec
 from landflow.settings import PACKAGE_DIR
 from landflow.vocabulary import STAGE_ZH
 from rules.policy_file import load_policy
@@ -26,10 +26,17 @@ def _owners(spec: StepSpec) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+def _rules(spec: StepSpec) -> str:
+    if spec.rules_after is None:
+        return "—"
+    return ", ".join(dict.fromkeys(call.rule for call in RULE_SEQUENCE[spec.rules_after]))
+
+
 def procedure_table(policy: Policy) -> str:
     lines = [
-        "| stage | step | who, with which action | deadline (days) | documents required | clause |",
-        "|---|---|---|---:|---|---|",
+        "| stage | step | who, with which action | deadline (days) | documents required "
+        "| rules after | clause |",
+        "|---|---|---|---:|---|---|---|",
     ]
     for stage in STAGE_ORDER:
         for spec in (s for s in STEPS if s.stage == stage):
@@ -40,7 +47,7 @@ def procedure_table(policy: Policy) -> str:
                 f"| {stage.value} {STAGE_ZH[stage]} "
                 f"| `{spec.step.value}` {spec.title_zh}{joint}{side} "
                 f"| {_owners(spec)} | {policy.steps[spec.step].days:g} | {', '.join(kinds) or '—'} "
-                f"| {spec.clause} |"
+                f"| {_rules(spec)} | {spec.clause} |"
             )
     return "\n".join(lines)
 

@@ -105,6 +105,7 @@ class Inbox:
         self._activities = 0  # activities running on the inbox's behalf
         self.updates = 0  # actions accepted in this run (Temporal allows 2,000 per run)
         self.projected = 0  # steps opened and written to the registry in this run
+        self.answered: Step | None = None  # the step the procedure was last handed
         self._watchers: list[asyncio.Task[None]] = []
 
     # --- the procedure's side -----------------------------------------------------
@@ -114,6 +115,7 @@ class Inbox:
         if self.journal.replaying:
             entry = self.journal.take("step", step.value)
             by_seq = {a.seq: a for a in self.state.actions}
+            self.answered = step
             return Answered(step, by_seq[entry.seqs[0]].visit, [by_seq[s] for s in entry.seqs])
         task = self._adopt(step) or self._open(step, resolve_owners(step, self.state), allows)
         await self.effects.sync()
@@ -131,6 +133,7 @@ class Inbox:
                 self.journal.record(
                     JournalEntry(kind="step", name=step.value, seqs=[e.seq for e in done.entries])
                 )
+                self.answered = step
                 return done
             await self.effects.sync()  # a joint review's first opinion: recorded, still open
             self.settle()

@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRow,
     )
     from landflow.policy import Policy
-    from landflow.procedure import Amendment, RulePoint
+    from landflow.procedure import PROCEDURE, Amendment, RulePoint
     from landflow.state import (
         ActionEntry,
         JournalEntry,
@@ -326,10 +326,13 @@ class ParcelWorkflow:
         point: RulePoint,
         samples: ActionEntry | None = None,
         journaled: bool = True,
+        after: Step | None = None,
         **context: Any,
     ) -> Decided:
-        """Decide the rules of this moment (landflow.procedure.RULE_SEQUENCE). Side actions
+        """Decide the rules of this moment (landflow.procedure.RULE_SEQUENCE) after the
+        step the procedure was last handed, or `after` for a side action's. Side actions
         decide outside the procedure's path, so their rules are not journaled."""
+        _follows(point, after or self.inbox.answered)
         if journaled and self.journal.replaying:
             ids = set(self.journal.take("rules", point.value).decisions)
             return Decided([d for d in self.state.decisions if d.id in ids])
@@ -587,7 +590,9 @@ class ParcelWorkflow:
         """An action recorded while its step stays open (BJ 29: soil transport, inspection)."""
         if entry.action.value != "soil_transport":
             return
-        await self.rules(RulePoint.soil_transport, journaled=False, transport=entry.decisive)
+        await self.rules(
+            RulePoint.soil_transport, journaled=False, after=entry.step, transport=entry.decisive
+        )
         origin, destination = (
             entry.decisive["origin_district"],
             entry.decisive["destination_district"],
@@ -671,6 +676,14 @@ class ParcelWorkflow:
     @workflow.query(name=STATE_QUERY)
     def current_state(self) -> ParcelState:
         return self.state
+
+
+def _follows(point: RulePoint, step: Step | None) -> None:
+    """The procedure table says which rules follow which step (`StepSpec.rules_after`);
+    deciding them anywhere else is a bug in this file, not a state of the parcel."""
+    expected = PROCEDURE[step].rules_after if step else RulePoint.intake
+    if point != expected:
+        raise RuntimeError(f"rules {point} after {step}: landflow/procedure.py says {expected}")
 
 
 def _right_holder(facts: dict[str, Any]) -> Party | None:

@@ -317,17 +317,26 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+class NotWithin(AssertionError):
+    """A poll ran out of time (an AssertionError, so a test reports a failure)."""
+
+
 async def eventually(
-    probe: Callable[[], Awaitable[T]], what: str, timeout: float = 10, every: float = 0.1
+    probe: Callable[[], Awaitable[T]],
+    what: str,
+    timeout: float = 10,
+    every: float = 0.25,
+    context: Callable[[], str] | None = None,
 ) -> T:
     """Poll until `probe` returns something truthy and return it; after `timeout` seconds
-    raise TimeoutError naming what never happened (and the last answer), so no caller
-    goes on as if it had."""
+    raise NotWithin naming what never happened, the last answer and `context()` (logs, say),
+    so no caller goes on as if it had."""
     deadline = time.monotonic() + timeout
     while True:
         result = await probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s (last: {result!r})")
+            extra = f"\n{context()}" if context else ""
+            raise NotWithin(f"{what}: not within {timeout:g} s (last: {result!r}){extra}")
         await asyncio.sleep(every)

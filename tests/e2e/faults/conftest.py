@@ -19,11 +19,11 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psutil
@@ -52,6 +52,7 @@ from tests.helpers import (
     TARGETS,
     auth,
     clean_facts,
+    eventually,
     facts,
     pdf,
     write_tokens,
@@ -59,7 +60,6 @@ from tests.helpers import (
 from workflows import visibility
 from workflows.client import connect
 
-T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 NEVER = 10**9  # health-check failures before a restart: the probe only tells readiness
@@ -70,25 +70,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    what: str,
-    timeout: float,
-    every: float = 0.25,
-    context: Callable[[], str] | None = None,
-) -> T:
-    """Poll until `probe` returns something truthy; fail naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            extra = f"\n{context()}" if context else ""
-            raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {result!r}){extra}")
-        await asyncio.sleep(every)
 
 
 def short_policy(tmp: Path, steps: dict[str, dict[str, Any]] | None = None, **top: Any) -> Path:

@@ -14,7 +14,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -24,9 +25,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from landflow.messages import workflow_id
+from landflow.messages import PROJECT, workflow_id
 from landflow.settings import Settings
 from landflow.vocabulary import Action, Step
+from service.worker import build_worker
+from tests.e2e.faults.slow_worker import SlowActivities
 from tests.e2e.security.conftest import Park, Server, running_server
 from tests.e2e.security.drive import (
     NOT_JSON,
@@ -236,6 +239,24 @@ async def test_a_key_applies_an_action_once_and_only_for_its_caller(
     assert counted["secondary_pollution_inspection"] == 1, counted
 
 
+async def test_a_key_with_another_body_after_its_action_closed_the_step_is_a_conflict(
+    api: httpx.AsyncClient, witness: Witness, pid: str
+):
+    """The key's first use answered the step, so the step is gone: the same key with
+    another body is still the key's conflict (409 IdempotencyConflict), not WrongStage,
+    and nothing is applied."""
+    await start(api, route_facts(pid))
+    key = {"Idempotency-Key": f"screening-{pid}"}
+    screening = Action.closure_screening
+    first = await attempt(api, pid, screening, "t-depb", {"result": "suspected"}, key)
+    assert first.status_code == 200, first.text
+    other = attempt(api, pid, screening, "t-depb", {"result": "cleared"}, key)
+    answer = await witness.no_trace(pid, other, 409, "IdempotencyConflict")
+    assert f"#{first.json()['seq']}" in answer["detail"], answer
+    applied = taken(await get(api, pid), screening)
+    assert [a["decisive"] for a in applied] == [{"result": "suspected"}], applied
+
+
 async def test_a_key_after_the_release_returns_the_first_answer(
     api: httpx.AsyncClient, witness: Witness, pid: str
 ):
@@ -362,42 +383,84 @@ async def applied_once_per_visit(
     assert counted[move.action.value] == len(applied), counted
 
 
-INSPECTIONS = 20
+INSPECTIONS = 16  # more than Temporal's 10 updates in flight per workflow
+# The Temporal client retries RESOURCE_EXHAUSTED for about 10 s (temporalio RetryConfig):
+# an update refused past the limit surfaces (429) only if the parcel stays busy longer.
+# The first inspections' projections are held this long, within the action timeout.
+HOLD_S, ACTION_TIMEOUT_S = 20.0, 40
 
 
-async def test_side_actions_at_once_are_each_applied_once(
-    api: httpx.AsyncClient, witness: Witness, race_server: Server, pid: str
+@pytest_asyncio.fixture(loop_scope="session")
+async def held_server(
+    settings: Settings, temporal: WorkflowEnvironment
+) -> AsyncIterator[tuple[Server, SlowActivities]]:
+    """A server and a worker of a task queue of their own; the worker holds the registry
+    projections named in `hold.slow` (none at first) after writing them."""
+    own = settings.model_copy(
+        update={"task_queue": f"{settings.task_queue}-held", "action_timeout_s": ACTION_TIMEOUT_S}
+    )
+    hold = SlowActivities(HOLD_S, ())
+    async with (
+        httpx.AsyncClient() as http,
+        build_worker(temporal.client, own, http, interceptors=[hold]),
+        running_server(own, temporal, own.data_dir) as server,
+    ):
+        yield server, hold
+
+
+async def until_applied(
+    send: Callable[[], Awaitable[httpx.Response]], answer: httpx.Response
+) -> httpx.Response:
+    """A 429 retried after its Retry-After, as a client should, for at most RACE_S."""
+    deadline = time.monotonic() + RACE_S
+    while answer.status_code == 429:
+        assert time.monotonic() < deadline, f"still 429 after {RACE_S} s: {answer.text}"
+        await asyncio.sleep(float(answer.headers["Retry-After"]))
+        answer = await send()
+    return answer
+
+
+async def test_past_ten_actions_in_flight_the_rest_are_429_and_each_is_applied_once(
+    witness: Witness, held_server: tuple[Server, SlowActivities], pid: str
 ) -> None:
     """Inspections leave the works open, so every one is applied: none lost, none twice.
-    Past Temporal's updates in flight per workflow they are 429 with Retry-After, and a
-    retry with the same key applies them once."""
-    await drive(api, pid, Step.works)
-    async with concurrent(race_server) as http:
+    The first stay in flight while their projections are held, so of 16 at once Temporal
+    admits 10 and refuses the rest (RESOURCE_EXHAUSTED): 429 Busy with Retry-After once
+    the client's retries run out, and a retry with the same key applies each once."""
+    server, hold = held_server
+    async with concurrent(server) as http:
+        await drive(http, pid, Step.works)
 
-        async def inspect(i: int) -> httpx.Response:
+        def inspect(i: int) -> Awaitable[httpx.Response]:
             key = {"Idempotency-Key": f"inspection-{i}"}
             action = Action.secondary_pollution_inspection
-            return await attempt(http, pid, action, "t-depb", {"compliant": True}, key)
+            return attempt(http, pid, action, "t-depb", {"compliant": True}, key)
 
+        hold.slow.add(PROJECT.name)
+        sent = [asyncio.ensure_future(inspect(i)) for i in range(INSPECTIONS)]
+        for each in sent:  # once one answers, what is admitted later is not held
+            each.add_done_callback(lambda _: hold.slow.clear())
         try:
-            answers = await asyncio.wait_for(
-                asyncio.gather(*(inspect(i) for i in range(INSPECTIONS))), RACE_S
-            )
+            answers = await asyncio.wait_for(asyncio.gather(*sent), RACE_S)
         except TimeoutError:
             pytest.fail(f"{INSPECTIONS} inspections at once took over {RACE_S} s")
+        finally:
+            hold.slow.clear()
         statuses = Counter(a.status_code for a in answers)
         assert set(statuses) <= {200, 429}, [a.text for a in answers]
-        assert all(a.headers["Retry-After"].isdigit() for a in answers if a.status_code == 429)
-        applied = taken(await get(api, pid), Action.secondary_pollution_inspection)
+        assert statuses[429] >= 1, f"no 429 past 10 updates in flight: {statuses}"
+        busy = [a for a in answers if a.status_code == 429]
+        assert {a.json()["error"] for a in busy} == {"Busy"}, busy[0].text
+        assert all(a.headers["Retry-After"].isdigit() for a in busy)
+        applied = taken(await get(http, pid), Action.secondary_pollution_inspection)
         seqs = {a.json()["seq"] for a in answers if a.status_code == 200}
-        assert len(applied) == len(seqs) == statuses[200]
+        assert len(applied) == len(seqs) == statuses[200], (statuses, applied)
         for i, answer in enumerate(answers):
-            while answer.status_code == 429:
-                await asyncio.sleep(float(answer.headers["Retry-After"]))
-                answer = await inspect(i)
+            answer = await until_applied(partial(inspect, i), answer)
             assert answer.status_code == 200, answer.text
             seqs.add(answer.json()["seq"])
-    applied = taken(await get(api, pid), Action.secondary_pollution_inspection)
-    assert len(seqs) == INSPECTIONS == len(applied)
+        applied = taken(await get(http, pid), Action.secondary_pollution_inspection)
+    assert len(seqs) == INSPECTIONS == len(applied), (statuses, applied)
     counted = await accepted_updates(witness.client, pid)
     assert counted["secondary_pollution_inspection"] == INSPECTIONS, counted
+    print(f"{INSPECTIONS} inspections at once: {dict(statuses)}")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from api.web import forms, i18n
-from api.web.routes import environment
+from api.web.templating import environment
 from landflow.bodies import ACTION_BODIES
 from landflow.documents import DocumentKind
 from landflow.facts import ParcelFacts

@@ -6,7 +6,6 @@ data, no internal ids beyond the parcel id."""
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -18,7 +17,7 @@ from api.deps import PolicyDep, SessionDep, StoreDep, get_temporal
 from api.errors import ApiError
 from api.routes import documents as document_routes
 from api.routes.parcels import parcel_state
-from api.schemas import DocumentOut
+from api.schemas import PublicDocumentOut, public_responsible
 from api.web import diagram, i18n
 from api.web import session as web_session
 from api.web.pages import PAGE_SIZE, PARCEL_ID, locale_of, page, render
@@ -29,7 +28,6 @@ from registry import queries
 from registry.tables import LISTS, DocumentRow, ParcelRow, aware
 
 router = APIRouter()
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 LIST_NAMES = LISTS  # suspected, contaminated (risk control and remediation), negative
 
 
@@ -106,7 +104,6 @@ async def register(
 def _public_entry(entry: Any, row: ParcelRow | None) -> dict[str, Any]:
     """What a list shows of an entry: the disclosure fields, no party ids, no run ids."""
     disclosure = (row.disclosure if row else None) or {}
-    responsible = ((row.parties if row else None) or {}).get("responsible") or {}
     return {
         "parcel_id": entry.parcel_id,
         "name": entry.name,
@@ -116,7 +113,7 @@ def _public_entry(entry: Any, row: ParcelRow | None) -> dict[str, Any]:
         "left_at": aware(entry.left_at),
         "reason": entry.reason,
         "citation": entry.citation,
-        "responsible_party": responsible.get("name"),
+        "responsible_party": public_responsible(row) if row else None,
         "investigation_conclusion": disclosure.get("investigation_conclusion"),
         "pollutants": disclosure.get("pollutants_over_screening") or [],
         "evaluation_result": disclosure.get("evaluation_result"),
@@ -181,10 +178,10 @@ async def public_profile(
         who=web_session.current(request),
         public=True,
         row=row,
-        responsible=((row.parties or {}).get("responsible") or {}).get("name"),
+        responsible=public_responsible(row),
         disclosure=row.disclosure or {},
         entries=[(name, _public_entry(entry, row)) for name, entry in entries],
-        documents=[DocumentOut.of(d) for d in _public_documents(db, policy, parcel_id)],
+        documents=[PublicDocumentOut.of(d) for d in _public_documents(db, policy, parcel_id)],
         outline=outline,
         tiles=bool(settings.tile_url),
         tile_host=urlsplit(settings.tile_url).netloc if settings.tile_url else "",
@@ -203,13 +200,15 @@ async def public_document(
     range_: Annotated[str | None, Header(alias="range", max_length=100)] = None,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """A public document, named by its SHA-256 (the register shows no internal ids)."""
-    found = None
-    if SHA256.match(sha256) and PARCEL_ID.match(parcel_id):
-        public = _public_documents(db, policy, parcel_id)
-        found = next((d for d in public if d.sha256 == sha256), None)
-    if found is None:
-        raise ApiError(404, "NotFound", "no such public document")
+    """A public document, named by its SHA-256 (the register shows no internal ids), under
+    a neutral name (`<kind>.<ext>`), never the uploader's file name."""
+    found = document_routes.public_document(db, policy, parcel_id, sha256)
     return document_routes.serve_document(
-        db, store, parcel_id, found.document_id, range_, if_none_match
+        db,
+        store,
+        parcel_id,
+        found.document_id,
+        range_,
+        if_none_match,
+        filename=document_routes.public_filename(found),
     )

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from landflow.settings import Settings
+from tests.e2e.api.test_lifecycle import _assess, _to_risk_assessment
 from tests.e2e.web.conftest import serving, until
 from tests.helpers import (
     ACCEPTED,
@@ -41,6 +43,8 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PERSON = "张三"  # an individual named in a public document's title and file name
 
 BOUNDARY = {
     "type": "Polygon",
@@ -150,10 +154,10 @@ async def listed(api: httpx.AsyncClient) -> dict[str, Any]:
     await act(api, pid, "risk_assessment_review", ACCEPTED, "city_epb")
     await act(api, pid, "risk_assessment_review", ACCEPTED, "planning_land")
     photo = png(4, 3, (10, 80, 160))
-    response = await api.post(
+    response = await api.post(  # a public kind, titled and named after a person
         f"/parcels/{pid}/documents",
-        files={"file": ("公示牌.png", photo, "image/png")},
-        data={"kind": "notice_board_photo"},
+        files={"file": (f"{PERSON}拍摄的公示牌.png", photo, "image/png")},
+        data={"kind": "notice_board_photo", "title": f"拍摄人 {PERSON}"},
         headers=auth("reserve_agency"),
     )
     assert response.status_code == 201, response.text
@@ -169,10 +173,16 @@ async def listed(api: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def private_strings(listed: dict[str, Any]) -> list[str]:
-    """What must never appear on a public page: people's names, party and internal ids."""
+    """What must never appear on a public page: people's names, party and internal ids,
+    who uploaded a document, its title and its file name."""
     parcel = listed["parcel"]
     subjects = [e.get("subject") for e in TOKENS.values() if e.get("subject")]
+    document = listed["document"]
     return [
+        PERSON,
+        quote(PERSON),
+        document["uploaded_by"],
+        document["filename"],
         *OPINION["panel"],
         POLLUTER["id"],
         LAND_USER["id"],
@@ -257,6 +267,9 @@ async def test_the_public_profile_shows_the_disclosure_the_outline_and_public_do
     assert href == f"/ui/register/{pid}/documents/{listed['document']['sha256']}"
     download = await context.request.get(base_url + href)
     assert download.status == 200 and await download.body() == listed["photo"]
+    disposition = download.headers["content-disposition"]
+    assert 'filename="notice_board_photo.png"' in disposition, disposition
+    assert not [s for s in private_strings(listed) if s in disposition], disposition
     # the investigation report is not a public kind
     report = await page.locator("body").inner_text()
     assert "土壤污染状况调查报告" not in report
@@ -266,3 +279,32 @@ async def test_the_public_profile_shows_the_disclosure_the_outline_and_public_do
         assert secret not in html, secret
     missing = await context.request.get(f"{base_url}/ui/register/no-such-parcel")
     assert missing.status == 404
+
+
+async def test_the_district_government_is_named_when_r4_makes_it_responsible(
+    base_url: str, contexts, api: httpx.AsyncClient
+) -> None:
+    """R4.1 (Law 68): the government recovered the right from the polluter, so the district
+    government is responsible; the list and the profile name it, never a blank."""
+    pid = f"G{uuid.uuid4().hex[:9]}"
+    polluter = {**POLLUTER, "status": "exists", "is_former_right_holder": True}
+    await _to_risk_assessment(api, pid, DIRTY_SAMPLES, polluter=polluter)
+    await _assess(
+        api,
+        pid,
+        "district_government",
+        acceptable=False,
+        targets=TARGETS,
+        recommendation="remediation",
+    )
+    page = await (await contexts()).new_page()
+
+    async def listed() -> bool:
+        await page.goto(f"{base_url}/ui/register?list=contaminated&q={pid}")
+        return await page.locator(f'tr[data-parcel="{pid}"]').count() == 1
+
+    await until(listed, f"{pid} on the contaminated list")
+    await expect(page.locator(f'tr[data-parcel="{pid}"]')).to_contain_text("朝阳区人民政府")
+    await page.goto(f"{base_url}/ui/register/{pid}")
+    responsible = page.locator('tr[data-fact="responsible_party"] td')
+    await expect(responsible).to_have_text("朝阳区人民政府")

@@ -1,7 +1,7 @@
 """The action inbox: open a step's task, accept actions for it, hand the answer to the
 procedure, answer the update once the parcel has moved on.
 
-Invariants (tests/unit/workflows/test_inbox.py checks each):
+Invariants (tests/integration/workflows/test_inbox.py checks each):
 1. An action is applied only to an open task, by one of its unanswered assignees, and
    each assignee answers a task visit at most once (exactly one application per visit).
 2. A refused action changes nothing: the validator refuses before anything is written;

@@ -4,6 +4,7 @@ the rules are the real tables (pure), so decisions are real."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -110,6 +112,7 @@ class Harness:
     env: WorkflowEnvironment
     recorded: Recorded
     task_queue: str
+    started: list[WorkflowHandle] = field(default_factory=list)
 
     @property
     def client(self) -> Client:
@@ -127,6 +130,7 @@ class Harness:
             run_timeout=timedelta(days=365 * 60),
         )
         await handle.execute_update("started")
+        self.started.append(handle)
         return handle
 
     def samples(self, samples: list[dict[str, Any]]) -> SamplesRef:
@@ -207,7 +211,13 @@ async def running(env: WorkflowEnvironment, policy: Policy) -> AsyncIterator[Har
             stand_ins.notify,
         ],
     ):
-        yield Harness(env, recorded, task_queue)
+        harness = Harness(env, recorded, task_queue)
+        yield harness
+        # Left running with no worker, their timers would hold the shared server's time
+        # skipping (a later test's sleep waits for their workflow tasks forever).
+        for handle in harness.started:
+            with contextlib.suppress(RPCError):
+                await handle.terminate("test over")
 
 
 POLICY = load_policy(PACKAGE_DIR / "policy.yaml")

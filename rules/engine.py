@@ -65,7 +65,9 @@ TABLE_KEYS = frozenset(
         "details",
     }
 )
-ROW_KEYS = frozenset({"id", "when", "outcome", "citation", "because", "details", "law_over_plan"})
+ROW_KEYS = frozenset(
+    {"id", "when", "outcome", "citation", "because", "because_zh", "details", "law_over_plan"}
+)
 
 
 class RulesFileError(ValueError):
@@ -81,6 +83,9 @@ class Row:
     because: str
     details: dict[str, Any] = field(default_factory=dict)
     law_over_plan: str | None = None  # where the 2019 law wins over the 2016 plan, and why
+    # `because` in Chinese, with the same placeholders: pages render it from a decision's
+    # record (the history keeps the English explanation the decision was made with).
+    because_zh: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,10 @@ def _row(
     note = raw.get("law_over_plan")
     if note is not None and (not isinstance(note, str) or not note):
         raise RulesFileError(f"{where}: 'law_over_plan' must be a sentence")
-    return Row(row_id, when, raw["outcome"], raw["citation"], raw["because"], details, note)
+    zh = raw.get("because_zh", "")
+    if not isinstance(zh, str):
+        raise RulesFileError(f"{where}: 'because_zh' must be a sentence")
+    return Row(row_id, when, raw["outcome"], raw["citation"], raw["because"], details, note, zh)
 
 
 def load_table(path: Path) -> Table:

@@ -174,3 +174,27 @@ def test_every_table_has_a_case_file() -> None:
     files = {p.stem for p in CASES_DIR.glob("r*.yaml")}
     tables = {f"r{int(p.name[1:3]):02d}" for p in Path(TABLES_DIR).glob("r*.yaml")}
     assert files == tables
+
+
+def _placeholders(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def test_every_row_explains_itself_in_chinese_with_the_same_placeholders(
+    engine: RulesEngine,
+) -> None:
+    """The workbench shows a decision's explanation in Chinese from its row's `because_zh`,
+    filled from the decision's record; the history keeps the English `because`."""
+    problems = []
+    for table in engine.tables.values():
+        for row in (*table.rows, table.default):
+            if not row.because_zh:
+                problems.append(f"{row.id}: no because_zh")
+            elif _placeholders(row.because_zh) != _placeholders(row.because):
+                problems.append(
+                    f"{row.id}: because_zh fills {sorted(_placeholders(row.because_zh))}, "
+                    f"because fills {sorted(_placeholders(row.because))}"
+                )
+            elif not any("\u4e00" <= ch <= "\u9fff" for ch in row.because_zh):
+                problems.append(f"{row.id}: because_zh is not Chinese")
+    assert not problems, "\n".join(problems)

@@ -54,6 +54,7 @@ def _new_page(
     rules: RulesEngine = request.app.state.rules
     with i18n.using(locale_of(request)):
         statements = {d.rule: explain.statement(rules, d.rule) for d in preview or []}
+        explanations = [explain.explanation(rules, d) for d in preview or []]
     return render(
         request,
         template,
@@ -64,6 +65,7 @@ def _new_page(
         placed=placed,
         preview=preview,
         statements=statements,
+        explanations=explanations,
     )
 
 

@@ -30,6 +30,7 @@ from api.routes.parcels import act, admit_or_refuse, parcel_state
 from api.schemas import DocumentOut
 from api.web import diagram, explain, forms, i18n
 from api.web import session as web_session
+from api.web.explain import Explained
 from api.web.pages import (
     PARCEL_ID,
     csrf_checked,
@@ -121,6 +122,10 @@ def _parcel_page(
     own = [DocumentOut.of(d) for d in rows if d.uploaded_by == uploader]
     blocking = state.blocking()
     now = datetime.now(UTC)
+    # The registry's records of the decisions (the state keeps briefs, without inputs).
+    records: dict[str, Explained] = {
+        r.decision_id: r for r in queries.decisions_for(db, run_id=state.run_id)
+    }
     with i18n.using(locale_of(request)):
         svg = diagram.render(
             diagram.Progress(
@@ -133,6 +138,9 @@ def _parcel_page(
             title=i18n.gettext("The procedure, and where this parcel stands"),
         )
         statements = {d.rule: explain.statement(rules, d.rule) for d in state.decisions}
+        explanations = {
+            d.id: explain.explanation(rules, records.get(d.id, d)) for d in state.decisions
+        }
         outline = diagram.outline(
             state.facts.get("boundary"),
             state.facts.get("location"),
@@ -159,6 +167,7 @@ def _parcel_page(
         diagram=svg,
         outline=outline,
         statements=statements,
+        explanations=explanations,
         action_forms=action_forms,
         documents=documents if readable else None,
         own_documents=own,

@@ -11,21 +11,21 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import PolicyDep, SessionDep, StoreDep, get_temporal
 from api.errors import ApiError
 from api.routes import documents as document_routes
 from api.routes.parcels import parcel_state
 from api.schemas import PublicDocumentOut, public_responsible
-from api.web import diagram, i18n
+from api.web import diagram, explain, i18n
 from api.web import session as web_session
 from api.web.pages import PAGE_SIZE, PARCEL_ID, locale_of, page, render
 from landflow.policy import Policy
 from landflow.settings import Settings
 from landflow.vocabulary import districts
 from registry import queries
-from registry.tables import LISTS, DocumentRow, ParcelRow, aware
+from registry.tables import LISTS, DecisionRow, DocumentRow, ParcelRow, aware
 
 router = APIRouter()
 LIST_NAMES = LISTS  # suspected, contaminated (risk control and remediation), negative
@@ -55,11 +55,12 @@ async def register(
         "limit": PAGE_SIZE,
     }
 
-    def fetch() -> tuple[Any, dict[str, int]]:
+    def fetch() -> tuple[Any, dict[str, int], list[DecisionRow]]:
         try:
             found = queries.list_entries(db, **arguments, cursor=cursor or None)
         except queries.BadCursor:
             found = queries.list_entries(db, **arguments)
+        made = _sentence_decisions(db, [e.run_id for e, _ in found.items])
         counts = {
             name: (
                 found.total
@@ -68,9 +69,12 @@ async def register(
             )
             for name in LIST_NAMES
         }
-        return found, counts
+        return found, counts, made
 
-    found, counts = await asyncio.to_thread(fetch)  # off the event loop, as the inbox
+    found, counts, made = await asyncio.to_thread(fetch)  # off the event loop, as the inbox
+    with i18n.using(locale_of(request)):
+        say = explain.Sentences(request.app.state.rules, made)
+        entries = [_public_entry(entry, row, say) for entry, row in found.items]
     kept = {
         k: v
         for k, v in {
@@ -86,7 +90,7 @@ async def register(
         "register.html",
         who=web_session.current(request),
         public=True,
-        entries=[_public_entry(e, p) for e, p in found.items],
+        entries=entries,
         total=found.total,
         counts=counts,
         chosen=chosen,
@@ -101,7 +105,21 @@ async def register(
     )
 
 
-def _public_entry(entry: Any, row: ParcelRow | None) -> dict[str, Any]:
+def _sentence_decisions(db: Session, run_ids: list[str]) -> list[DecisionRow]:
+    """The decisions the register's recorded sentences come from (the investigation
+    conclusion is R5's explanation, a listing reason R11's), oldest first."""
+    if not run_ids:
+        return []
+    return list(
+        db.exec(
+            select(DecisionRow)
+            .where(col(DecisionRow.run_id).in_(run_ids), col(DecisionRow.rule).in_(("R5", "R11")))
+            .order_by(col(DecisionRow.evaluated_at))
+        )
+    )
+
+
+def _public_entry(entry: Any, row: ParcelRow | None, say: explain.Sentences) -> dict[str, Any]:
     """What a list shows of an entry: the disclosure fields, no party ids, no run ids."""
     disclosure = (row.disclosure if row else None) or {}
     return {
@@ -111,10 +129,10 @@ def _public_entry(entry: Any, row: ParcelRow | None) -> dict[str, Any]:
         "area_m2": row.area_m2 if row else None,
         "entered_at": aware(entry.entered_at),
         "left_at": aware(entry.left_at),
-        "reason": entry.reason,
+        "reason": say(entry.reason),
         "citation": entry.citation,
         "responsible_party": public_responsible(row) if row else None,
-        "investigation_conclusion": disclosure.get("investigation_conclusion"),
+        "investigation_conclusion": say(disclosure.get("investigation_conclusion")),
         "pollutants": disclosure.get("pollutants_over_screening") or [],
         "evaluation_result": disclosure.get("evaluation_result"),
         "evaluation_date": disclosure.get("evaluation_date"),
@@ -158,14 +176,18 @@ async def public_profile(
     row = queries.current_run(db, parcel_id=parcel_id) if PARCEL_ID.match(parcel_id) else None
     if row is None:
         raise ApiError(404, "NotFound", f"parcel {parcel_id[:64]} not found")
-    entries = [
+    listed = [
         (name, entry)
         for name in LIST_NAMES
         if (entry := queries.list_entry(db, list_name=name, run_id=row.run_id)) is not None
     ]
+    made = _sentence_decisions(db, [row.run_id])
     boundary = await _boundary(request, row)
     settings: Settings = request.app.state.settings
     with i18n.using(locale_of(request)):
+        say = explain.Sentences(request.app.state.rules, made)
+        entries = [(name, _public_entry(entry, row, say)) for name, entry in listed]
+        conclusion = say((row.disclosure or {}).get("investigation_conclusion"))
         outline = diagram.outline(
             boundary,
             row.location,
@@ -180,7 +202,8 @@ async def public_profile(
         row=row,
         responsible=public_responsible(row),
         disclosure=row.disclosure or {},
-        entries=[(name, _public_entry(entry, row)) for name, entry in entries],
+        conclusion=conclusion,
+        entries=entries,
         documents=[PublicDocumentOut.of(d) for d in _public_documents(db, policy, parcel_id)],
         outline=outline,
         tiles=bool(settings.tile_url),

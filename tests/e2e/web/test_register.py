@@ -44,6 +44,7 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+CONCLUSION_ZH = "有样品超过第1类用地管制值，风险不可接受"  # R5.1 of DIRTY_SAMPLES
 PERSON = "张三"  # an individual named in a public document's title and file name
 
 BOUNDARY = {
@@ -211,6 +212,7 @@ async def test_the_lists_render_without_sign_in_with_search_and_filters(
     await expect(row).to_contain_text("原北京焦化厂")
     await expect(row).to_contain_text(POLLUTER["name"])  # the responsible party is public
     await expect(row).to_contain_text("Law 61")
+    await expect(row).to_contain_text(CONCLUSION_ZH)  # R5.1, in Chinese
     # the suspected list: the parcel left it; shown only when asked for
     await page.goto(f"{base_url}/ui/register?list=suspected&q={pid}")
     await expect(page.locator(f'tr[data-parcel="{pid}"]')).to_have_count(0)
@@ -249,6 +251,17 @@ async def test_the_public_profile_shows_the_disclosure_the_outline_and_public_do
     await expect(pollutants).not_to_have_text("—")
     await expect(page.locator('tr[data-fact="investigation_conclusion"] td')).not_to_have_text("—")
     await expect(page.locator('tr[data-list="contaminated"]')).to_contain_text("Law")
+    # the conclusion (R5) and the reasons (R11, the procedure's own) in Chinese
+    conclusion = page.locator('tr[data-fact="investigation_conclusion"] td')
+    await expect(conclusion).to_have_text(CONCLUSION_ZH)
+    await expect(page.locator('tr[data-list="contaminated"]')).to_contain_text(
+        "有样品超过管制值，无论报告结论如何，风险均视为不可接受，地块纳入名录"
+    )
+    await expect(page.locator('tr[data-list="suspected"]')).to_contain_text("建立疑似污染地块档案")
+    english = [d["explanation"] for d in listed["parcel"]["decisions"]]
+    english.append("suspected-contaminated-parcel file")
+    text = await page.locator("main").inner_text()
+    assert [e for e in english if e in text] == []
     await expect(page.locator('tr[data-list="suspected"]')).to_be_visible()
     # the outline, in the tiles' own pixels, over tiles the browser fetched
     outline = page.locator("svg.outline-map")

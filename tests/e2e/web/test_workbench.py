@@ -147,6 +147,9 @@ async def test_reserve_agency_previews_the_rules_then_registers(
     await page.get_by_role("button", name="预判规则结果").click()
     await expect(preview.locator('[data-rule="R3"]')).to_have_attribute("data-outcome", "required")
     await expect(preview.locator('[data-rule="R6"]')).to_have_attribute("data-outcome", "required")
+    # explained in Chinese from the row's because_zh, not the English the history keeps
+    await expect(preview.locator('[data-rule="R3"]')).to_contain_text("地块上的企业已关停")
+    await expect(preview.locator('[data-rule="R3"]')).not_to_contain_text("shut down")
     await page.screenshot(path=screenshots / "new-parcel-preview.png", full_page=True)
     await page.get_by_role("button", name="登记并启动").click()
     await page.wait_for_url(re.compile(rf"/ui/parcels/{journey.pid}\?done=started"))
@@ -211,6 +214,9 @@ async def test_district_epb_screens_from_the_inbox(
     taken = page.locator('svg.procedure [data-from="closure_screening"][data-to="investigation"]')
     await expect(taken).to_have_attribute("data-taken", "true")
     await expect(page.locator('tr[data-rule="R1"]')).to_contain_text("BJ")
+    r1 = page.locator('tr[data-rule="R1"]')
+    await expect(r1).to_contain_text("区生态环境部门已将该地块列入疑似污染地块名单")
+    await expect(r1).not_to_contain_text("suspected-contaminated-parcel file")
     await expect(page.locator('tr[data-action="closure_screening"]')).to_contain_text("朝阳区")
     # the screening is done: the EPB has no form left
     assert await page.locator("form.action-form").count() == 0
@@ -427,6 +433,9 @@ async def test_english_by_accept_language_and_by_the_toggle(
         "Investigation review"
     )
     await expect(page.locator("footer")).to_contain_text("Asia/Shanghai")
+    await expect(page.locator('tr[data-rule="R1"]')).to_contain_text(
+        "the district EPB opened a suspected-contaminated-parcel file"
+    )  # English pages show the explanation as recorded
     await page.get_by_role("link", name="中文").click()
     await expect(page.locator('svg.procedure [data-stage="filing"] text.name')).to_have_text(
         "调查报告评审"

@@ -114,7 +114,7 @@ async def start_direct(client: Client, queue: str, body: dict[str, Any]) -> Star
     parcel = ParcelFacts.model_validate(body)
     handle = await client.start_workflow(
         PARCEL_WORKFLOW,
-        ParcelStart(facts=parcel.submitted()),
+        ParcelStart.register(parcel.submitted()),
         id=workflow_id(parcel.parcel_id),
         task_queue=queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from landflow.decisions import Decision
 from landflow.documents import CitedDocument, SamplesRef
 from landflow.policy import Policy
-from landflow.procedure import RulePoint
+from landflow.procedure import Amendment, RulePoint
 from landflow.reports import ReportInput, ReportSummary
 from landflow.state import Disclosure, ParcelState, Parties, RunStatus
 from landflow.vocabulary import Action, Role, Stage, Step
@@ -284,6 +284,14 @@ class ParcelStart(BaseModel):
     restart: Restart | None = None
     carried: ParcelState | None = None
     policy: Policy | None = None  # carried with the state: a parcel keeps its policy
+    # The procedure's amendments this registration starts under; absent (None) in the
+    # inputs of registrations started before amendments existed.
+    amendments: list[str] | None = None
+
+    @classmethod
+    def register(cls, facts: dict[str, Any], restart: Restart | None = None) -> ParcelStart:
+        """A new registration, under every amendment of today's procedure."""
+        return cls(facts=facts, restart=restart, amendments=[a.value for a in Amendment])
 
 
 class Refusal(StrEnum):

@@ -342,10 +342,11 @@ FLOWS: tuple[Flow, ...] = (
 
 
 class Amendment(StrEnum):
-    """A change to the procedure after parcels were registered under it. Each id is a
-    `workflow.patched` id: a registration records the amendments it starts under (and
-    carries them across continue-as-new), so a parcel registered earlier goes on, and
-    replays, as it began."""
+    """A change to the procedure after parcels were registered under it. A registration
+    names the amendments it starts under in its start input (`ParcelStart.register`), and
+    carries them across continue-as-new: a parcel registered earlier goes on, and replays,
+    as it began. (Unlike `workflow.patched`, this writes no marker and no search-attribute
+    upsert into every parcel's history.)"""
 
     law_67_registry_notice = "law-67-real-estate-registry-notice"
     """Law 67: a key supervised unit's investigation report goes to the real-estate
@@ -354,6 +355,9 @@ class Amendment(StrEnum):
     """Law 66 ¶2: a returned removal review is like a failed evaluation: control or
     remediation continues and a new evaluation follows (it used to ask for a new
     application with nothing changed)."""
+    quiet_intake = "no-empty-search-attributes-at-intake"
+    """The first sync upserted the unset search attributes as unset: an event (and a
+    visibility write) per parcel that changed nothing."""
 
 
 # --- which rules are decided when (shared by the workflow and the dry-run) ------------

@@ -102,6 +102,7 @@ class ParcelWorkflow:
             district=facts["district"],
             stages=[StageVisit(stage=Stage.intake, entered=workflow.now())],
             restart_of=start.restart.previous_run_id if start.restart else None,
+            amendments=list(start.amendments or []),
         )
         self.policy: Policy | None = start.policy
         self.journal = Journal(self.state.journal)
@@ -111,7 +112,9 @@ class ParcelWorkflow:
             Inbox(self.state, self.policy, self.journal, self) if self.policy else None
         )
         self._searchable: dict[str, object] = (
-            visibility.current_values(self.state) if start.carried else visibility.initial_values()
+            visibility.current_values(self.state)
+            if start.carried
+            else visibility.initial_values(unset=self.amended(Amendment.quiet_intake))
         )
 
     @property
@@ -617,8 +620,6 @@ class ParcelWorkflow:
             )
         if start.carried is None:
             self.state.parties.land_user = _right_holder(self.state.facts)
-            # A registration started before an amendment replays without its marker.
-            self.state.amendments = [a.value for a in Amendment if workflow.patched(a.value)]
         if self._inbox is None:
             self._inbox = Inbox(self.state, self.policy, self.journal, self)
         self.inbox.watch_side_tasks()

@@ -53,9 +53,14 @@ def initial_search_attributes(facts: ParcelFacts) -> TypedSearchAttributes:
     )
 
 
-def initial_values() -> dict[str, object]:
-    """What `initial_search_attributes` set at start (the rest is unset)."""
-    return {STAGE.name: "intake", OVERDUE.name: False, LISTED.name: False}
+def initial_values(unset: bool = False) -> dict[str, object]:
+    """What `initial_search_attributes` set at start. `unset`: the rest counts as unset (as
+    it is), so the first sync upserts only what it changes; registrations before the
+    `quiet_intake` amendment upserted the unset ones once more."""
+    values: dict[str, object] = {STAGE.name: "intake", OVERDUE.name: False, LISTED.name: False}
+    if unset:
+        values |= {WAITING_ON.name: None, ASSIGNEES.name: None, DEADLINE_AT.name: None}
+    return values
 
 
 def current_values(state: ParcelState) -> dict[str, object]:

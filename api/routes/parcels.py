@@ -106,7 +106,7 @@ async def _start(
     try:
         start = client.start_workflow(
             PARCEL_WORKFLOW,
-            ParcelStart(facts=facts.submitted(), restart=restart),
+            ParcelStart.register(facts.submitted(), restart),
             id=wid,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -121,7 +121,7 @@ class Harness:
     async def start(self, facts: dict[str, Any]) -> WorkflowHandle:
         handle = await self.client.start_workflow(
             PARCEL_WORKFLOW,
-            ParcelStart(facts=facts),
+            ParcelStart.register(facts),
             id=workflow_id(facts["parcel_id"]),
             task_queue=self.task_queue,
             # the Java test server times a run out after ten years unless told otherwise

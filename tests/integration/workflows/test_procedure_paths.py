@@ -169,3 +169,25 @@ async def test_the_trail_names_every_review_its_opinion_who_gave_it_and_the_clau
     assert all(a.clause for a in trail.actions), [a.action for a in trail.actions if not a.clause]
     choose = next(a for a in trail.actions if a.action == "choose_path")
     assert (choose.step, choose.role) == ("choose_path", GOVERNMENT["role"])
+
+
+async def test_a_registration_names_its_amendments_without_writing_them_into_its_history(
+    harness: Harness, pid: str
+):
+    """The amendments ride in the start input: no patch marker or search-attribute upsert
+    per amendment, and no upsert of attributes that are unset anyway (quiet intake)."""
+    handle = await harness.start(facts(pid))
+    state = await harness.state(handle)
+    assert state.amendments == [a.value for a in Amendment]
+    events = (await handle.fetch_history()).events
+    markers = [e for e in events if e.HasField("marker_recorded_event_attributes")]
+    assert len(markers) == 1, "only the started update's own patch"
+    upserts = [
+        dict(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    assert [sorted(u) for u in upserts] == [
+        ["TemporalChangeVersion"],
+        ["Assignees", "DeadlineAt", "Stage", "WaitingOn"],
+    ]

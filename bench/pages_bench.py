@@ -144,9 +144,9 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
 
-def session_cookie(settings: Settings, token: str) -> dict[str, str]:
+def session_cookie(app: Any, settings: Settings, token: str) -> dict[str, str]:
     """The cookie a sign-in with `token` sets (the login form itself is not measured)."""
-    value = web_session.encode(settings.session_key, digest(token), uuid.uuid4().hex)
+    value, _ = web_session.issue(app.state.engine, settings.session_key, digest(token))
     return {web_session.SESSION_COOKIE: value}
 
 
@@ -177,8 +177,8 @@ async def _run() -> list[dict[str, Any]]:
                     "/parcels", json=facts(real), headers={"Authorization": "Bearer t-reserve"}
                 )
                 assert started.status_code == 201, started.text
-                epb = session_cookie(settings, "t-depb")
-                agency = session_cookie(settings, "t-reserve")
+                epb = session_cookie(app, settings, "t-depb")
+                agency = session_cookie(app, settings, "t-reserve")
                 pages = {
                     "GET /ui/login": ("/ui/login?token=t-depb", {}),
                     f"GET /ui/inbox ({PARCELS // 2:,} open steps)": ("/ui/inbox", epb),

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     actor_key: str = DEV_ACTOR_KEY  # HMAC key the API signs actors with
     actor_keys_previous: Annotated[list[str], NoDecode] = Field(default_factory=list)
     session_key: str = ""  # signs workbench session cookies; defaults to a key from actor_key
+    # Mark the workbench's session and CSRF cookies Secure; defaults to true in production
+    # (behind TLS), false elsewhere (a request that came over HTTPS gets them anyway).
+    secure_cookies: bool | None = None
     policy_file: Path = PACKAGE_DIR / "policy.yaml"
     rules_dir: Path | None = None  # defaults to the packaged rules/ declarations
     documents_dir: Path | None = None  # defaults to <data_dir>/documents
@@ -76,6 +79,8 @@ class Settings(BaseSettings):
             self.ui_url = f"http://127.0.0.1:{self.ui_port}"
         if not self.session_key:
             self.session_key = f"session:{self.actor_key}"
+        if self.secure_cookies is None:
+            self.secure_cookies = self.env == "production"
         if self.env != "dev" and self.actor_key == DEV_ACTOR_KEY:
             raise ValueError("LANDFLOW_ACTOR_KEY must be set outside dev (the dev key is public)")
         return self

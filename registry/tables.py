@@ -190,5 +190,16 @@ class StatusRow(SQLModel, table=True):
     updated_at: datetime
 
 
+class WebSessionRow(SQLModel, table=True):
+    """An open workbench session (api/web/session.py), by the SHA-256 of the id its signed
+    cookie carries: signing out deletes the row, so a copied cookie stops working. The API
+    writes it, not an activity: it is no projection of the engine, and a registry made
+    anew only signs everyone out."""
+
+    __tablename__ = "web_sessions"
+    session_id: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(index=True)
+
+
 LISTS = ("suspected", "contaminated", "negative")
 PROJECTION_TABLES = (ParcelRow, TaskRow, ListEntryRow, DecisionRow, NoticeRow)

@@ -93,7 +93,13 @@ def render(
     lang = request.query_params.get("lang")
     if lang in i18n.LOCALES:
         response.set_cookie(
-            i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/ui", samesite="lax", httponly=True
+            i18n.LANG_COOKIE,
+            lang,
+            max_age=365 * 86400,
+            path="/ui",
+            samesite="lax",
+            httponly=True,
+            secure=web_session.secure(request),
         )
     return response
 

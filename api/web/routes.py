@@ -48,5 +48,6 @@ def install(app: FastAPI) -> None:
         return
     i18n.preload()
     environment()
+    signin.hide_tokens_in_access_log()
     app.include_router(router)
     app.state.workbench = True

@@ -1,7 +1,16 @@
 """Signing in and out of the workbench (the identity source and the cookie are
-api/web/session.py's)."""
+api/web/session.py's).
+
+The sign-in links `make run` prints carry the token (`/ui/login?token=…`, which only
+fills the form in); the server's access log keeps those requests with the token
+blanked (`HideTokens` on uvicorn's access logger, whatever handlers the logging
+configuration gives it).
+"""
 
 from __future__ import annotations
+
+import logging
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,6 +30,29 @@ from api.web.pages import (
 )
 
 router = APIRouter()
+ACCESS_LOGGER = "uvicorn.access"
+TOKEN_IN_QUERY = re.compile(r"(?<=[?&]token=)[^&#\s\"]+")
+
+
+class HideTokens(logging.Filter):
+    """Blank the value of `token=` in a logged request line (uvicorn passes the path with
+    its query as an argument of the record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                TOKEN_IN_QUERY.sub("***", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = TOKEN_IN_QUERY.sub("***", record.msg)
+        return True
+
+
+def hide_tokens_in_access_log() -> None:
+    """Once per process (every app built here shares uvicorn's access logger)."""
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, HideTokens) for f in access.filters):
+        access.addFilter(HideTokens())
 
 
 @router.get("/login")
@@ -78,5 +110,5 @@ async def logout(request: Request) -> Response:
     who = signed_in(request)
     csrf_checked(who, await read_form(request))
     response = RedirectResponse("/ui/login", status_code=303)
-    web_session.end(response)
+    web_session.end(request, response)
     return response

@@ -53,15 +53,17 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, temporal: WorkflowEnvironment) -> AsyncIterator[str]:
-    """`create_app(settings)` with the workbench, over real HTTP on loopback."""
+async def serving(
+    settings: Settings, temporal: WorkflowEnvironment, **options: Any
+) -> AsyncIterator[str]:
+    """`create_app(settings)` with the workbench, over real HTTP on loopback; `options`
+    go to uvicorn's Config (its access log, which proxies it trusts)."""
     app = create_app(settings)
     install(app)
     app.state.temporal = temporal.client
     port = _free_port()
-    server = _Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
+    config = {"log_level": "warning", "lifespan": "off", **options}
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
     task = asyncio.create_task(server.serve())
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while not server.started:

@@ -655,7 +655,10 @@ class ParcelWorkflow:
     async def started(self) -> StartedView:
         """Answers once the new parcel waits on its first step and the registry shows it
         (POST /parcels: the inbox lists the step as soon as the client is told)."""
-        projected = workflow.patched(STARTED_AFTER_PROJECTION)  # earlier runs answered before
+        # earlier runs answered before; the amendment spares new ones the patch marker
+        projected = self.amended(Amendment.unmarked_start) or workflow.patched(
+            STARTED_AFTER_PROJECTION
+        )
         await workflow.wait_condition(
             lambda: (
                 self.state.status != "running"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,9 +27,19 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session that has not touched the database yet (opening one does no I/O): no
+    thread hop to make it. Closing it gives a connection back to the pool, which may ask
+    the database (a rollback): in a worker thread then; routes that read through
+    `read_then_release` have given theirs back already."""
+    session = Session(request.app.state.engine)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await asyncio.to_thread(session.close)
+        else:
+            session.close()
 
 
 async def get_temporal(request: Request) -> Client:

@@ -25,7 +25,7 @@ from bench.lifecycle import drive_bare, reference_shape
 from bench.stack import BIN, CpuMeter, Layout, Stack, stack
 
 OUT = Path(__file__).resolve().parent / "profile"
-PARCELS = 60
+PARCELS = int(__import__("os").environ.get("BENCH_PROFILE_PARCELS", "60"))
 # the project's own packages, as py-spy names their frames: "(workflows/parcel.py:12)"
 PACKAGES = "workflows activities rules landflow api registry documents service audit"
 REPO = tuple(f"({package}/" for package in PACKAGES.split())

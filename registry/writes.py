@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, delete, insert, update
+from sqlalchemy import Connection, Insert, Table, Update, bindparam, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -57,6 +57,25 @@ def parcel_values(p: ParcelProjection) -> dict[str, Any]:
     }
 
 
+def _parcel_update(newer_only: bool) -> Update:
+    """UPDATE of a run's parcel row, built once with bound parameters: a statement with
+    its values inlined was built, cache-keyed and compiled again for every projection
+    (most of a projection's CPU, bench/PROFILE.md)."""
+    parcels = ParcelRow.__table__  # type: ignore[attr-defined]
+    stmt = update(parcels).where(parcels.c.run_id == bindparam("w_run_id"))
+    if newer_only:
+        stmt = stmt.where(parcels.c.revision < bindparam("w_revision"))
+    return stmt.values({name: bindparam(f"v_{name}") for name in _CHANGED})
+
+
+# Every column a projection writes but started_at (fixed at the first).
+_PARCEL_COLUMNS = ParcelRow.__table__.columns  # type: ignore[attr-defined]
+_CHANGED = tuple(
+    c.name for c in _PARCEL_COLUMNS if c.name not in ("run_id", "current", "started_at")
+)
+_UPDATE = {True: _parcel_update(True), False: _parcel_update(False)}
+
+
 def apply_projection(
     session: Session, *, projection: ParcelProjection, force: bool = False
 ) -> bool:
@@ -67,15 +86,13 @@ def apply_projection(
     more than the statements)."""
     values = parcel_values(projection)
     run_id = projection.run_id
-    changed = {k: v for k, v in values.items() if k != "started_at"}  # fixed at the first
+    params = {f"v_{name}": values[name] for name in _CHANGED}
+    params |= {"w_run_id": run_id, "w_revision": projection.revision}
     connection = session.connection()
     parcels = ParcelRow.__table__  # type: ignore[attr-defined]
     inserted = False
     while True:
-        stmt = update(parcels).where(parcels.c.run_id == run_id)
-        if not force:
-            stmt = stmt.where(parcels.c.revision < projection.revision)
-        if connection.execute(stmt.values(**changed)).rowcount:
+        if connection.execute(_UPDATE[not force], params).rowcount:
             break
         existing = connection.execute(
             select(parcels.c.revision).where(parcels.c.run_id == run_id)
@@ -92,7 +109,7 @@ def apply_projection(
             break
         # another writer inserted it meanwhile: compare again
     tasks = TaskRow.__table__  # type: ignore[attr-defined]
-    connection.execute(delete(tasks).where(tasks.c.run_id == run_id))
+    connection.execute(delete(tasks).where(tasks.c.run_id == bindparam("w_run_id")), params)
     if projection.tasks:
         connection.execute(
             insert(tasks),
@@ -165,21 +182,18 @@ def apply_list_change(session: Session, *, change: ListChange) -> None:
 def add_decisions(
     session: Session, *, run_id: str, parcel_id: str, decisions: list[Decision]
 ) -> None:
-    known = set(
-        session.exec(
-            select(DecisionRow.decision_id).where(
-                col(DecisionRow.decision_id).in_([d.id for d in decisions])
-            )
-        )
-    )
-    for d in decisions:
-        if d.id in known:
-            continue
-        session.add(
-            DecisionRow(
-                decision_id=d.id,
-                run_id=run_id,
-                parcel_id=parcel_id,
+    """The decisions' rows, each once (a retried `decide` inserts nothing twice)."""
+    if not decisions:
+        return
+    connection = session.connection()
+    table = DecisionRow.__table__  # type: ignore[attr-defined]
+    connection.execute(
+        insert_if_absent(connection, table, ["decision_id"]),
+        [
+            {
+                "decision_id": d.id,
+                "run_id": run_id,
+                "parcel_id": parcel_id,
                 **d.model_dump(
                     include={
                         "rule",
@@ -191,11 +205,13 @@ def add_decisions(
                         "law_over_plan",
                     }
                 ),
-                inputs=d.inputs,
-                details=d.details,
-                evaluated_at=utc(d.evaluated_at),
-            )
-        )
+                "inputs": d.inputs,
+                "details": d.details,
+                "evaluated_at": utc(d.evaluated_at),
+            }
+            for d in decisions
+        ],
+    )
     session.commit()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -11,8 +12,25 @@ from temporalio.client import Client
 
 from documents.store import DocumentStore
 from landflow.messages import REBUILD, RebuildRequest, RebuildSummary
-from registry import writes
+from registry import queries, writes
 from registry.rebuild import reconcile
+
+RECONCILED = "reconcile"  # registry_status key: when the last periodic pass began
+
+
+def reconcile_since(session: Session, now: datetime, hours: float) -> datetime:
+    """From when a periodic reconcile looks for abnormally ended parcels: its window, or
+    back to the start of the last pass that succeeded when that is older (a worker down
+    for longer than the window would otherwise leave ended parcels in the inboxes)."""
+    window = now - timedelta(hours=hours)
+    last = queries.status(session, key=RECONCILED)
+    if last is None or last.value != "done":
+        return window
+    try:
+        began = datetime.fromisoformat(last.detail)
+    except ValueError:
+        return window
+    return min(window, began - timedelta(minutes=1))
 
 
 class RebuildActivities:
@@ -20,14 +38,22 @@ class RebuildActivities:
         self.client, self.engine, self.store = client, engine, store
 
     def _status(self, value: str, detail: str) -> None:
+        self._set("rebuild", value, detail)
+
+    def _set(self, key: str, value: str, detail: str) -> None:
         with Session(self.engine) as session:
-            writes.set_status(session, key="rebuild", value=value, detail=detail)
+            writes.set_status(session, key=key, value=value, detail=detail)
+
+    def _since(self, now: datetime, hours: float) -> datetime:
+        with Session(self.engine) as session:
+            return reconcile_since(session, now, hours)
 
     @activity.defn(name=REBUILD.name)
     async def rebuild(self, request: RebuildRequest) -> RebuildSummary:
         partial = request.closed_within_hours is not None
+        began = datetime.now(UTC)
         since = (
-            datetime.now(UTC) - timedelta(hours=request.closed_within_hours)
+            await asyncio.to_thread(self._since, began, request.closed_within_hours)
             if request.closed_within_hours is not None
             else None
         )
@@ -51,6 +77,10 @@ class RebuildActivities:
         if request.write and not partial:
             self._status(
                 "done", f"{report.registrations} registrations of {report.parcels} parcels"
+            )
+        if request.write and partial:  # the next pass reaches back to this one's start
+            await asyncio.to_thread(
+                self._set, RECONCILED, "done", began.isoformat(timespec="seconds")
             )
         activity.logger.info(
             "registry %s: %d parcels, %d registrations, %d differences",

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors, metrics, web
 from api.auth import TokenStore
+from api.pacing import Pacing
 from api.routes import audit, documents, health, lists, ops, parcels, reports, tasks
 from api.routes import rules as rule_routes
 from api.web.routes import install as install_workbench
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.temporal = None
     app.state.temporal_lock = asyncio.Lock()
+    app.state.pacing = Pacing()
 
     app.add_middleware(RequestGuard, settings=settings)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
@@ -16,6 +18,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -26,6 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import actions, admission
 from api.deps import Caller, PolicyDep, SessionDep, SettingsDep, StoreDep, TemporalDep, require
 from api.errors import ApiError, from_gate, from_temporal, within
+from api.pacing import Pacing
 from api.schemas import (
     ParcelOut,
     ParcelPage,
@@ -43,6 +47,7 @@ from landflow.messages import (
     STARTED_UPDATE,
     STATE_QUERY,
     ActionOutcome,
+    ActionRequest,
     Actor,
     ParcelStart,
     Refusal,
@@ -372,11 +377,47 @@ async def act(
     store: DocumentStore,
     policy: Policy,
     ring: KeyRing,
+    pacing: Pacing,
     idempotency_key: str | None,
     visit: int | None,
 ) -> ActionOutcome:
     """One action: prepared and signed here, judged and applied by the workflow. The API
-    route and the workbench's forms both come through here."""
+    route and the workbench's forms both come through here; the parcel's turn bounds how
+    many of its actions reach the engine at once (`api.pacing`)."""
+    timeout = settings.action_timeout_s
+    wid = workflow_id(parcel_id)
+    async with pacing.turn(wid, timeout):
+        return await _act(
+            parcel_id=parcel_id,
+            action=action,
+            raw=raw,
+            caller=caller,
+            client=client,
+            settings=settings,
+            session=session,
+            store=store,
+            policy=policy,
+            ring=ring,
+            idempotency_key=idempotency_key,
+            visit=visit,
+        )
+
+
+async def _act(
+    *,
+    parcel_id: str,
+    action: Action,
+    raw: bytes,
+    caller: Actor,
+    client: Client,
+    settings: Settings,
+    session: Session,
+    store: DocumentStore,
+    policy: Policy,
+    ring: KeyRing,
+    idempotency_key: str | None,
+    visit: int | None,
+) -> ActionOutcome:
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
     carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
@@ -412,14 +453,10 @@ async def act(
     )
     signed = actions.sign(ring, wid, action, prepared)
     handle = client.get_workflow_handle(wid)
+    # One id for this request, so an update sent again after an abort applies once.
+    update_id = actions.update_id(action, signed) or f"{action.value}:{uuid.uuid4().hex}"
     try:
-        update = handle.execute_update(
-            action.value,
-            signed,
-            id=actions.update_id(action, signed),
-            result_type=ActionOutcome,
-            rpc_timeout=timedelta(seconds=timeout),
-        )
+        update = _update_until_answered(handle, action, signed, update_id, timeout)
         return await within(update, timeout, "the workflow engine or its worker")
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
@@ -432,6 +469,34 @@ async def act(
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             await _refuse_closed(client, settings, parcel_id, caller, action, visit)
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
+
+
+async def _update_until_answered(
+    handle: WorkflowHandle[Any, Any],
+    action: Action,
+    signed: ActionRequest,
+    update_id: str,
+    timeout: float,
+) -> ActionOutcome:
+    """The update, sent again while the server aborts it as retryable (UNAVAILABLE: its
+    update registry was cleared, e.g. when many updates of one parcel race its workflow
+    task, or the run continues as new): the abort means not applied, and the same id
+    cannot apply twice. The caller bounds the whole by the action timeout."""
+    pause = 0.05
+    while True:
+        try:
+            return await handle.execute_update(
+                action.value,
+                signed,
+                id=update_id,
+                result_type=ActionOutcome,
+                rpc_timeout=timedelta(seconds=timeout),
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.UNAVAILABLE:
+                raise
+        await asyncio.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 1.0)
 
 
 def admit_or_refuse(state: ParcelState, caller: Actor, action: Action, visit: int | None) -> None:
@@ -502,6 +567,7 @@ def _action_route(action: Action) -> Callable[..., Awaitable[ActionOutcome]]:
             store=store,
             policy=policy,
             ring=request.app.state.ring,
+            pacing=request.app.state.pacing,
             idempotency_key=idempotency_key,
             visit=visit_header(if_match),
         )

@@ -341,6 +341,7 @@ async def act_form(
             store=store,
             policy=policy,
             ring=request.app.state.ring,
+            pacing=request.app.state.pacing,
             idempotency_key=idempotency_key,
             visit=visit,
         )

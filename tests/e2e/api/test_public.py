@@ -30,7 +30,7 @@ from tests.helpers import (
     start,
 )
 
-PERSON = "张三"  # an individual named in an uploaded document's title and file name
+PERSON = "赵晓红"  # an individual named in an uploaded document's title and file name
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PUBLIC_DOCUMENT_FIELDS = {"kind", "kind_name", "sha256", "size", "media_type", "date", "url"}
 

@@ -45,7 +45,9 @@ from tests.helpers import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CONCLUSION_ZH = "有样品超过第1类用地管制值，风险不可接受"  # R5.1 of DIRTY_SAMPLES
-PERSON = "张三"  # an individual named in a public document's title and file name
+# an individual named in a public document's title and file name; no other test uses the
+# name (the register lists every parcel of the session, and a company may contain a name)
+PERSON = "王小明"
 
 BOUNDARY = {
     "type": "Polygon",

@@ -16,11 +16,12 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine, select
 from temporalio.api.enums.v1 import EventType
 
@@ -35,6 +36,7 @@ from tests.helpers import auth
 pytestmark = pytest.mark.faults
 
 PARCELS = int(os.environ.get("LANDFLOW_SCALE_OUT_PARCELS", "300"))
+T = TypeVar("T")
 KILLED = "worker-2"
 RECOVERY = {  # what a history shows when another worker took over from a killed one
     EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
@@ -71,41 +73,40 @@ async def read(http: httpx.AsyncClient, pid: str) -> dict[str, Any]:
 
 async def references(bench: Stack) -> dict[str, dict[str, Any]]:
     """One undisturbed parcel per path, by one worker through the first API."""
-    found = {}
-    async with api_client(bench.url("api-1"), 2) as http:
+    paths = list({p.name: p for p in MIX}.values())
+    async with api_client(bench.url("api-1"), len(paths)) as http:
         clerk = Clerk(http)
-        for path in {p.name: p for p in MIX}.values():
+
+        async def reference(path: Path) -> dict[str, Any]:
             drive = await clerk.drive(new_id("REF"), path)
-            found[path.name] = signature(await read(http, drive.pid))
-    return found
+            return signature(await read(http, drive.pid))
+
+        signatures = await asyncio.gather(*map(reference, paths))
+    return {path.name: found for path, found in zip(paths, signatures, strict=True)}
 
 
-def registry_rows(url: str, run_id: str) -> dict[str, Any]:
-    engine = create_engine(url)
-    try:
-        with Session(engine) as session:
-            return {
-                "decisions": [
-                    d.decision_id
-                    for d in session.exec(select(DecisionRow).where(DecisionRow.run_id == run_id))
-                ],
-                "lists": [
-                    (e.list_name, e.left_at is not None)
-                    for e in session.exec(select(ListEntryRow).where(ListEntryRow.run_id == run_id))
-                ],
-                "parcel": session.get(ParcelRow, run_id),
-                "tasks": session.exec(select(TaskRow).where(TaskRow.run_id == run_id)).all(),
-            }
-    finally:
-        engine.dispose()
+def registry_rows(engine: Engine, run_id: str) -> dict[str, Any]:
+    with Session(engine) as session:
+        return {
+            "decisions": [
+                d.decision_id
+                for d in session.exec(select(DecisionRow).where(DecisionRow.run_id == run_id))
+            ],
+            "lists": [
+                (e.list_name, e.left_at is not None)
+                for e in session.exec(select(ListEntryRow).where(ListEntryRow.run_id == run_id))
+            ],
+            "parcel": session.get(ParcelRow, run_id),
+            "tasks": session.exec(select(TaskRow).where(TaskRow.run_id == run_id)).all(),
+        }
 
 
 async def recovered(bench: Stack, pids: list[str]) -> int:
     """Parcels whose history shows a task or an activity taken over after the kill."""
-    count = 0
-    for pid in pids:
+
+    async def retried(pid: str) -> bool:
         history = await bench.client.get_workflow_handle(workflow_id(pid)).fetch_history()
-        retried = any(
+        return any(
             e.event_type in RECOVERY
             or (
                 e.HasField("activity_task_started_event_attributes")
@@ -113,8 +114,20 @@ async def recovered(bench: Stack, pids: list[str]) -> int:
             )
             for e in history.events
         )
-        count += retried
-    return count
+
+    return sum(await bounded(map(retried, pids)))
+
+
+async def bounded(calls: Iterable[Awaitable[T]], at_once: int = 16) -> list[T]:
+    """Every call's result, at most `at_once` running: 300 parcels checked one after the
+    other took longer than driving them."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(c) for c in calls))
 
 
 def verify(bench: Stack) -> subprocess.CompletedProcess[str]:
@@ -167,14 +180,19 @@ async def test_three_workers_two_apis_one_killed_mid_run(registry_url: str) -> N
         print(f"{PARCELS} parcels in {mixed.seconds:.1f} s ({mixed.rate:.2f}/s)")
 
         https = {name: api_client(bench.url(name), 8) for name in bench.apis}
+        engine = create_engine(registry_url, pool_size=8)
+
+        async def checked(index: int, drive: Drive) -> None:
+            path = MIX[index % len(MIX)]
+            reader = https[bench.apis[(index + 1) % len(bench.apis)]]  # the other API
+            parcel = await read(reader, drive.pid)
+            rows = await asyncio.to_thread(registry_rows, engine, parcel["run_id"])
+            check_parcel(parcel, drive, path, expected[path.name], rows)
+
         try:
-            for index, drive in enumerate(mixed.drives):
-                path = MIX[index % len(MIX)]
-                reader = https[bench.apis[(index + 1) % len(bench.apis)]]  # the other API
-                parcel = await read(reader, drive.pid)
-                rows = await asyncio.to_thread(registry_rows, registry_url, parcel["run_id"])
-                check_parcel(parcel, drive, path, expected[path.name], rows)
+            await bounded(checked(i, d) for i, d in enumerate(mixed.drives))
         finally:
+            engine.dispose()
             for http in https.values():
                 await http.aclose()
 

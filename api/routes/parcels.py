@@ -72,6 +72,8 @@ ParcelId = Annotated[
     str,
     Path(min_length=1, max_length=64, pattern=PARCEL_ID_PATTERN, description="the parcel code"),
 ]
+# Temporal's answer to an update the run accepted but closed before completing.
+ENDED_WITH_THE_UPDATE = "AcceptedUpdateCompletedWorkflow"
 CLOSED: dict[int, RunStatus] = {
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: "terminated",
     WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: "failed",
@@ -462,6 +464,8 @@ async def _act(
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type == Refusal.already_applied:
             return await _already_applied(client, settings, parcel_id, action, cause)
+        if isinstance(cause, ApplicationError) and cause.type == ENDED_WITH_THE_UPDATE:
+            await _ended_while_settling(client, settings, parcel_id)
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
@@ -519,6 +523,21 @@ async def _refuse_closed(
     state, so the caller gets 403 or 409 as on a running parcel (404 if it never existed)."""
     state, run_status = await parcel_state(client, settings, parcel_id)
     admit_or_refuse(state.model_copy(update={"status": run_status}), caller, action, visit)
+
+
+async def _ended_while_settling(client: Client, settings: SettingsDep, parcel_id: str) -> None:
+    """The run was terminated, failed or timed out after it accepted the action and before
+    the action settled: 409 with that reason, as for any action on a closed parcel."""
+    described = await _describe(client, parcel_id, settings.action_timeout_s)
+    abnormal = _abnormal(described) if described else None
+    if abnormal:
+        raise ApiError(
+            409,
+            Refusal.parcel_closed.value,
+            f"parcel {parcel_id}'s run ended {abnormal} while this action was being settled; "
+            "the action is in that run's history (see the trail), but the parcel no longer "
+            f"runs: restart it with POST /parcels/{parcel_id}/restart",
+        )
 
 
 async def _already_applied(

@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from landflow.messages import ActionOutcome
 from tests.helpers import CONTRACTOR, EVALUATOR, MET_RESULTS, POLLUTER, TARGETS
 from tests.integration.workflows.conftest import Harness
 
@@ -82,3 +83,19 @@ async def evaluated(
         {"met": True, "results": results},
         documents=["effect_evaluation_report"],
     )
+
+
+async def owner(harness: Harness, handle: WorkflowHandle) -> dict[str, Any]:
+    """The actor the parcel waits on: the first owner of its blocking step yet to answer
+    (whoever the rules, the facts or an earlier action bound to the parcel)."""
+    task = (await harness.state(handle)).blocking()
+    assert task is not None, "the parcel waits on no step"
+    who = next(a for a in task.assignees if a.owes and not a.answered)
+    return {"role": who.role.value, "district": who.district, "party": who.party}
+
+
+async def by_owner(
+    harness: Harness, handle: WorkflowHandle, action: str, body: dict[str, Any], **given: Any
+) -> ActionOutcome:
+    """`action` by whoever the parcel waits on (`owner`); `given`: samples, documents."""
+    return await harness.act(handle, action, await owner(harness, handle), body, **given)

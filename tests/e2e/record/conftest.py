@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,23 @@ def policy_file(tmp: Path, **changes: Any) -> Path:
 Stack = Callable[..., Any]
 
 
+@asynccontextmanager
+async def own_stack(
+    temporal: WorkflowEnvironment, settings: Settings, tmp: Path, **changes: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker and API on a fresh task queue of the session's server, under the policy
+    file with `changes` (module-scoped fixtures use it directly)."""
+    own = settings.model_copy(
+        update={
+            "policy_file": policy_file(tmp, **changes),
+            "task_queue": f"landflow-test-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    async with build_worker(temporal.client, own), api_client(own, temporal.client) as api:
+        yield api
+
+
 @pytest.fixture
 def stack(temporal: WorkflowEnvironment, settings: Settings, tmp_path: Path) -> Stack:
     """`async with stack(**policy_changes) as api:` a worker and API on a fresh task queue."""
-
-    @asynccontextmanager
-    async def make(**changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-        own = settings.model_copy(
-            update={
-                "policy_file": policy_file(tmp_path, **changes),
-                "task_queue": f"landflow-test-{uuid.uuid4().hex[:8]}",
-            }
-        )
-        async with build_worker(temporal.client, own), api_client(own, temporal.client) as api:
-            yield api
-
-    return make
+    return partial(own_stack, temporal, settings, tmp_path)

@@ -126,7 +126,10 @@ class TaskRow(BaseModel):
 
 class ParcelProjection(BaseModel):
     """The registry's rows of one registration, written whole at every change (idempotent:
-    the highest `revision` of a run wins; a newer registration of the id wins over an older)."""
+    the highest `revision` of a run wins; a newer registration of the id wins over an older).
+    Each field is a column of the same name in the registry's parcels table (and each
+    TaskRow field one of its tasks table); a unit test keeps them equal. Recorded in
+    histories: add fields with defaults, never rename one."""
 
     parcel_id: str
     run_id: str

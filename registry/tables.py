@@ -33,7 +33,10 @@ def aware(value: datetime | None) -> datetime | None:
 
 
 class ParcelBase(SQLModel):
-    """A parcel registration as lists and inboxes show it."""
+    """A parcel registration as lists and inboxes show it. ParcelRow's columns are written
+    from `landflow.messages.ParcelProjection`'s fields of the same names, TaskBase's from
+    its TaskRow's (`registry.writes.stored`); tests/unit/registry/test_parcel_family.py
+    keeps the names and types equal."""
 
     parcel_id: str = Field(index=True, max_length=64)
     workflow_id: str = Field(max_length=100)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, func, or_
-from sqlalchemy.orm import load_only
+from sqlalchemy import and_, exists, func, or_
+from sqlalchemy.orm import aliased, load_only
 from sqlmodel import Session, col, select
 
 from registry.tables import (
@@ -226,7 +226,7 @@ def list_entries(
     registration's disclosure fields."""
     where: list[Any] = [ListEntryRow.list_name == list_name]
     if current:
-        where.append(col(ListEntryRow.left_at).is_(None))
+        where += [col(ListEntryRow.left_at).is_(None), ~_superseded()]
     if district is not None:
         where.append(ListEntryRow.district == district)
     if search:
@@ -266,8 +266,31 @@ def list_entries(
     return Page([(e, p) for e, p in rows], total, next_cursor)
 
 
+def _superseded() -> Any:
+    """A later registration of the same parcel entered the same list: a restart after an
+    abnormal end, listed again. Its entry is the one that counts (once on the list)."""
+    later = aliased(ListEntryRow)
+    return exists().where(
+        col(later.list_name) == col(ListEntryRow.list_name),
+        col(later.parcel_id) == col(ListEntryRow.parcel_id),
+        col(later.entered_at) > col(ListEntryRow.entered_at),
+    )
+
+
 def list_entry(session: Session, *, list_name: str, run_id: str) -> ListEntryRow | None:
-    return session.get(ListEntryRow, (list_name, run_id))
+    """The registration's entry on the list; for a restarted one not on it (yet), the entry
+    an earlier run that ended abnormally left there: only a review takes a parcel off."""
+    entry = session.get(ListEntryRow, (list_name, run_id))
+    parcel = session.get(ParcelRow, run_id) if entry is None else None
+    if parcel is None:
+        return entry
+    standing = select(ListEntryRow).where(
+        ListEntryRow.list_name == list_name,
+        ListEntryRow.parcel_id == parcel.parcel_id,
+        col(ListEntryRow.left_at).is_(None),
+        ~_superseded(),
+    )
+    return session.exec(standing).first()
 
 
 def decisions_for(session: Session, *, run_id: str) -> list[DecisionRow]:

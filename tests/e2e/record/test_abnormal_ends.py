@@ -138,6 +138,11 @@ async def _closed_as_the_api_knows_it(
     assert trail["runs"][0]["status"] == status
     assert trail["runs"][-1]["restart"]["reason"] == restart["reason"]
     assert trail["runs"][-1]["restart"]["by"].startswith("reserve_agency:")
+    # Restarted, not listed again yet: still on the lists, once, and so says its profile.
+    profile = (await api.get(f"/public/parcels/{pid}")).json()
+    assert sorted(e["list_name"] for e in profile["lists"]) == sorted(lists), profile
+    for name in lists:
+        assert len(await _current_entries(api, name, pid)) == 1, name
 
 
 def _torn(documents_dir: Path, samples: list[dict[str, Any]]) -> str:
@@ -216,6 +221,11 @@ async def test_a_timed_out_parcel_is_known_refused_dropped_and_restarted(
     assert listed_in < TIMEOUT_S, f"listed {listed_in:.1f}s in, after the run's timeout"
     assert was_open == ("choose_path", "district_government")
     await _ended(temporal.client, pid, STATUS.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, TIMEOUT_S + 20)
+    entered = {name: (await _current_entries(api, name, pid))[0]["entered_at"] for name in lists}
     await _closed_as_the_api_knows_it(
         api, temporal, settings, pid, "timed_out", was_open, lists, registered
     )
+    await _listed(api, pid, started=True)  # the restarted run lists it again: once
+    for name in lists:
+        (entry,) = await _current_entries(api, name, pid)
+        assert entry["entered_at"] > entered[name], "the restarted run's entry counts"

@@ -130,6 +130,8 @@ async def test_parcels_under_load_and_faults_end_exactly_once(
     stack: Stack, pid: str, capsys: pytest.CaptureFixture[str]
 ):
     http, rng = stack.http, random.Random(SEED)
+    with capsys.disabled():  # first, so a run that fails half-way can still be repeated
+        print(f"\nfault-and-load run begins: N={N}, LANDFLOW_FAULT_LOAD_SEED={SEED}")
     tally = Tally()
     parcels = {f"{pid}-{n:04d}": ROUTES[MIX[n % len(MIX)]] for n in range(N)}
     load = Load(total=sum(len(route.moves) + 1 for route in parcels.values()))

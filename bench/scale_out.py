@@ -98,8 +98,11 @@ def registry_database() -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def scale_out_stack(workers: int, apis: int, url: str) -> AsyncIterator[Stack]:
-    async with stack(Layout(workers=workers, apis=apis, database_url=url), start=False) as bench:
+async def scale_out_stack(
+    workers: int, apis: int, url: str, server: str = ""
+) -> AsyncIterator[Stack]:
+    layout = Layout(workers=workers, apis=apis, database_url=url, server=server)
+    async with stack(layout, start=False) as bench:
         await asyncio.gather(*(bench.start(name) for name in bench.apis))
         yield bench
 

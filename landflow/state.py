@@ -167,6 +167,7 @@ class ParcelState(BaseModel):
     revision: int = 0  # projections written; the registry keeps the highest
     runs: int = 1  # runs in this chain (continue-as-new)
     history_bytes_before: int = 0  # bytes of the earlier runs of this chain
+    carry_bytes: int = 0  # the last continue-as-new's event (the next is about as big)
     restart_of: str | None = None  # an abnormally closed registration this one restarts
     # Changes to the procedure this registration started under (landflow.procedure
     # AMENDMENTS); carried across continue-as-new, so a parcel keeps its own version.

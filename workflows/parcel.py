@@ -606,12 +606,15 @@ class ParcelWorkflow:
 
     async def continue_as_new(self) -> None:
         """Carry the lean state (and the policy) into a new run, which fast-forwards."""
-        info = workflow.info()
-        self.state.history_bytes_before += info.get_current_history_size()
+        size_now = workflow.info().get_current_history_size()
         self.state.runs += 1
-        workflow.continue_as_new(
-            ParcelStart(facts=self.state.facts, carried=self.state, policy=self.policy)
-        )
+        carried = ParcelStart(facts=self.state.facts, carried=self.state, policy=self.policy)
+        # The size at the last workflow task leaves out the ContinuedAsNew event itself,
+        # which carries this input (the state and the policy): the budget counts it too.
+        event = workflow.payload_converter().to_payloads([carried])[0].ByteSize() + 512
+        self.state.history_bytes_before += size_now + event
+        self.state.carry_bytes = event
+        workflow.continue_as_new(carried)
 
     async def _begin(self, start: ParcelStart) -> None:
         if self.policy is None:

@@ -90,12 +90,6 @@ async def test_the_action_that_would_pass_the_parcels_budget_is_refused(refused:
     assert "monitoring_result" in {a["action"] for a in after["next_actions"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead, workflows/parcel.py: history_bytes_before adds each run's size at the last "
-    "workflow task's start, which misses that task's events, above all the ContinuedAsNew "
-    "event carrying the whole state and policy (13 KB here): the parcel passes its budget",
-)
 async def test_a_parcels_history_stays_within_its_budget_over_all_runs(refused: Refused):
     used, size = sum(refused.run_sizes), len(refused.response.request.content)
     assert used <= BUDGET, f"{used:,} bytes of history in runs {refused.run_sizes}"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import groupby
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -59,16 +61,34 @@ def _scoped(query, column, scope: str):
 
 
 def _list_figures(entries: list[ListEntryRow], start: datetime, end: datetime) -> ListFigures:
-    on_list_at_end = [
-        e
-        for e in entries
-        if aware(e.entered_at) < end and (e.left_at is None or aware(e.left_at) >= end)
-    ]
+    """The year on one list, read as the public reads it: a later registration's entry of
+    the same parcel (a restart after an abnormal end, listed again) continues the entry
+    the ended run left standing, so the parcel is on the list once, entered once."""
+    stays = list(_stays(entries))
     return ListFigures(
-        entered=sorted(e.parcel_id for e in entries if _in(e.entered_at, start, end)),
-        left=sorted(e.parcel_id for e in entries if _in(e.left_at, start, end)),
-        on_list_at_year_end=len(on_list_at_end),
+        entered=sorted(pid for pid, since, _ in stays if _in(since, start, end)),
+        left=sorted(pid for pid, _, until in stays if _in(until, start, end)),
+        on_list_at_year_end=len(
+            {pid for pid, since, until in stays if since < end and (until is None or until >= end)}
+        ),
     )
+
+
+def _stays(entries: list[ListEntryRow]) -> Iterator[tuple[str, datetime, datetime | None]]:
+    """Each parcel's unbroken stays on the list: (parcel, entered, left or None)."""
+    for parcel_id, own in groupby(sorted(entries, key=_by_parcel), key=lambda e: e.parcel_id):
+        since: datetime | None = None
+        for entry in own:
+            since = since or aware(entry.entered_at)
+            if entry.left_at is not None:
+                yield parcel_id, since, aware(entry.left_at)
+                since = None
+        if since is not None:
+            yield parcel_id, since, None
+
+
+def _by_parcel(entry: ListEntryRow) -> tuple[str, datetime]:
+    return entry.parcel_id, aware(entry.entered_at)
 
 
 def _safe_utilisation(

@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from activities.report import compute_report
+from landflow.reports import ReportInput
+from landflow.vocabulary import CITY
 from registry import queries, writes
 from tests.unit.registry import T0, list_change, projection, sqlite_engine
 
@@ -68,3 +71,18 @@ def test_other_parcels_and_lists_are_not_superseded(session: Session):
     writes.apply_list_change(session, change=later)
     assert sorted(_on_list(session)) == ["run-P1", "run-P2-again"]
     assert sorted(_on_list(session, "negative")) == ["run-P1", "run-P2"]
+
+
+def test_the_annual_report_counts_a_restart_listed_again_once(session: Session):
+    """The year's figures read the list as the public does: a parcel that never left the
+    list is on it once at year end, and its restart's listing is no new entry."""
+    ended = projection("P1", run_id="run-ended", status="timed_out", listed=True)
+    writes.apply_projection(session, projection=ended)
+    writes.apply_list_change(session, change=list_change("P1", run_id="run-ended"))
+    writes.apply_projection(session, projection=projection("P1", run_id="run-restarted"))
+    again = list_change("P1", at=T0 + 2 * DAY, run_id="run-restarted")
+    writes.apply_list_change(session, change=again)
+    request = ReportInput(year=T0.year, scope=CITY, workflow_id="report", generated_at=T0)
+    figures = compute_report(session, request=request).lists["contaminated"]
+    assert figures.on_list_at_year_end == 1
+    assert figures.entered == ["P1"] and figures.left == []

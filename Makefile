@@ -36,9 +36,13 @@ run: install
 stop: install
 	$(PY) -m service.cli stop
 
-# Static checks first (seconds), then unit tests without servers, then the real components.
+# Static checks first (seconds), then unit tests without servers, then the real components
+# in TEST_PROCESSES processes (pytest-xdist, a test file per process at a time): half the
+# suite waits on servers, timers and restarts, so two processes use the second core.
+TEST_PROCESSES ?= 2
 test: install compose-tool browser check
-	$(PY) -m pytest
+	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile tests/integration tests/e2e
 
 # ruff, mypy and the import contract (core <- rules <- workflows <- ... <- service).
 check: install

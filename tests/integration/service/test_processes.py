@@ -286,9 +286,14 @@ def test_sigkill_of_the_launcher_stops_everything(tmp_path: Path) -> None:
 def test_start_names_an_earlier_runs_leftovers_and_stop_stale_stops_them(tmp_path: Path) -> None:
     launcher, pids = launch(tmp_path)
     os.kill(pids["supervisord"], signal.SIGSTOP)  # so its PDEATHSIG SIGTERM stays pending
+    # What runs under it now: on a loaded machine a failed health check may have
+    # restarted web since the launcher wrote its pids.
+    under = psutil.Process(pids["supervisord"]).children(recursive=True)
+    pids = {"supervisord": pids["supervisord"], **{f"{c.name()} {c.pid}": c.pid for c in under}}
+    assert len(pids) == 4, f"supervisord, web, sleeper and the listener: {pids}"
     launcher.kill()
     launcher.wait(5)
-    eventually(lambda: alive(pids["sleeper"]), "the leftover sleeper lives")
+    eventually(lambda: all(map(alive, pids.values())), "the leftovers live")
     again = Supervisor(demo_programs(tmp_path, free_port()), tmp_path / "state")
     with pytest.raises(StaleProcesses) as raised:
         again.start()

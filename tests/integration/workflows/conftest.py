@@ -59,6 +59,17 @@ from workflows.parcel import ParcelWorkflow
 RING = signing.KeyRing.from_secrets("test-actor-key-of-enough-bytes")
 
 
+def process_ring() -> signing.KeyRing:
+    """The ring the validators of this process verify with: it is process-global, so a
+    stack's worker started earlier in the process (tests/e2e) keeps its own key, and the
+    harness signs with it rather than replacing it under that worker's feet."""
+    try:
+        return signing.installed()
+    except signing.BadSignature:
+        signing.install(RING)
+        return RING
+
+
 @dataclass
 class Recorded:
     """What the stand-in activities were asked to do, in order."""
@@ -161,7 +172,7 @@ class Harness:
             size=len(canonical_json(body or {})),
             issued_at=now if now.tzinfo else now.replace(tzinfo=UTC),
         )
-        signed = signing.sign(RING, handle.id, action, request)
+        signed = signing.sign(process_ring(), handle.id, action, request)
         # No time passes while a clerk's action is answered.
         with self.env.auto_time_skipping_disabled():
             return await handle.execute_update(action, signed, result_type=ActionOutcome)
@@ -195,7 +206,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 @asynccontextmanager
 async def running(env: WorkflowEnvironment, policy: Policy) -> AsyncIterator[Harness]:
     """A worker with the stand-in activities on a fresh task queue."""
-    signing.install(RING)
+    process_ring()
     recorded = Recorded()
     stand_ins = StandIns(policy, recorded)
     task_queue = f"wf-{uuid.uuid4().hex[:8]}"

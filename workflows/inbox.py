@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from landflow.messages import ActionOutcome, ActionRequest
+    from landflow.messages import ActionOutcome, ActionRequest, Refusal
     from landflow.policy import Policy
     from landflow.procedure import PROCEDURE, Owner, StepSpec
     from landflow.state import (
@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         Task,
     )
     from landflow.vocabulary import Action, Step
-    from workflows.gate import Claim, check, manager_for, resolve
+    from workflows.gate import Claim, check, manager_for, reject, resolve
     from workflows.journal import Journal
 
 MAX_KEYS = 500  # Idempotency-Keys remembered per parcel (the newest)
@@ -96,6 +96,23 @@ class _Pending:
     settled: set[int] = field(default_factory=set)  # may answer
 
 
+@dataclass
+class _Opening:
+    """The step visits opened in the current workflow task (known by the history length
+    at its start, the same for every activation of one task)."""
+
+    length: int = 0
+    visits: set[int] = field(default_factory=set)
+
+    def note(self, visit: int, length: int) -> None:
+        if length != self.length:
+            self.length, self.visits = length, set()
+        self.visits.add(visit)
+
+    def opened(self, visit: int, length: int) -> bool:
+        return length == self.length and visit in self.visits
+
+
 class Inbox:
     def __init__(
         self, state: ParcelState, policy: Policy, journal: Journal, effects: Effects
@@ -107,6 +124,7 @@ class Inbox:
         self.projected = 0  # steps opened and written to the registry in this run
         self.answered: Step | None = None  # the step the procedure was last handed
         self._watchers: list[asyncio.Task[None]] = []
+        self._opening = _Opening()
 
     # --- the procedure's side -----------------------------------------------------
 
@@ -187,6 +205,7 @@ class Inbox:
             about=about,
         )
         self.state.tasks.append(task)
+        self._opening.note(task.visit, workflow.info().get_current_history_length())
         self._watch(task)
         return task
 
@@ -274,6 +293,21 @@ class Inbox:
     # --- the update's side -------------------------------------------------------------
 
     def check(self, name: str, request: ActionRequest, *, rechecking: bool = False) -> Claim:
+        claim = self._check(name, request, rechecking)
+        length = workflow.info().get_current_history_length()
+        if not rechecking and self._opening.opened(claim.task.visit, length):
+            # The step opened in this very workflow task. When a worker takes the task
+            # with the whole history, the SDK may hand it the update after the activity
+            # result that opened the step, and a replay hands it over before: the update
+            # accepted here would not replay (update and command order differ). Refused,
+            # it leaves no trace; the client's retry lands in a later task.
+            raise reject(
+                Refusal.wrong_stage,
+                f"{claim.task.step.value} is opening right now; send the action again",
+            )
+        return claim
+
+    def _check(self, name: str, request: ActionRequest, rechecking: bool) -> Claim:
         return check(
             self.state,
             self.policy,

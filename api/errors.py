@@ -15,7 +15,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -112,6 +116,17 @@ def busy(what: str) -> ApiError:
 def from_temporal(exc: Exception, what: str) -> ApiError:
     if isinstance(exc, WorkflowUpdateFailedError):
         return from_update_failure(exc)
+    if isinstance(exc, WorkflowQueryFailedError):
+        # The worker could not answer from the parcel's history (a replay that fails, a
+        # worker on other code): an outage of this parcel for ops, not the caller's fault.
+        log.error("query failed for %s: %s", what, exc)
+        return ApiError(
+            503,
+            "Unavailable",
+            f"the workflow worker could not read {what} from its history; ops are alerted "
+            "in the worker's log. Retry later",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
         return unavailable("the workflow engine or its worker")
     if isinstance(exc, RPCError):

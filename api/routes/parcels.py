@@ -19,6 +19,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -305,7 +306,7 @@ async def parcel_state(
         raise ApiError(404, "NotFound", f"parcel {parcel_id} not found")
     try:
         state = await asked
-    except RPCError as exc:
+    except (RPCError, WorkflowQueryFailedError) as exc:
         raise from_temporal(exc, f"parcel {parcel_id}") from exc
     return state, _abnormal(described) or state.status
 

@@ -283,13 +283,30 @@ def test_sigkill_of_the_launcher_stops_everything(tmp_path: Path) -> None:
     assert_all_gone(tmp_path, list(pids.values()), timeout=15)
 
 
+def stopped_once_recorded(supervisord: int, tmp: Path) -> dict[str, int] | None:
+    """SIGSTOP supervisord; if state.json does not list every process under it, SIGCONT
+    and None (try again). Else the pids of supervisord and of what runs under it."""
+    os.kill(supervisord, signal.SIGSTOP)
+    under = {c.pid: c.name() for c in psutil.Process(supervisord).children(recursive=True)}
+    path = tmp / "state" / "state.json"
+    state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    records = [state.get("listener", {}), *state.get("programs", {}).values()]
+    if not set(under) <= {record.get("pid") for record in records}:
+        os.kill(supervisord, signal.SIGCONT)
+        return None
+    return {"supervisord": supervisord, **{f"{name} {pid}": pid for pid, name in under.items()}}
+
+
 def test_start_names_an_earlier_runs_leftovers_and_stop_stale_stops_them(tmp_path: Path) -> None:
     launcher, pids = launch(tmp_path)
-    os.kill(pids["supervisord"], signal.SIGSTOP)  # so its PDEATHSIG SIGTERM stays pending
-    # What runs under it now: on a loaded machine a failed health check may have
-    # restarted web since the launcher wrote its pids.
-    under = psutil.Process(pids["supervisord"]).children(recursive=True)
-    pids = {"supervisord": pids["supervisord"], **{f"{c.name()} {c.pid}": c.pid for c in under}}
+    # Stopped (so its PDEATHSIG SIGTERM stays pending) once the health-check listener has
+    # recorded every process under it: on a loaded machine it may not have yet, or a
+    # failed probe may just have restarted web.
+    pids = eventually(
+        lambda: stopped_once_recorded(pids["supervisord"], tmp_path),
+        "state.json lists every process under supervisord",
+        30,
+    )
     assert len(pids) == 4, f"supervisord, web, sleeper and the listener: {pids}"
     launcher.kill()
     launcher.wait(5)

@@ -248,6 +248,17 @@ def binary(name: str) -> str:
     return str(path)
 
 
+async def dev_server() -> WorkflowEnvironment:
+    """A `temporal` dev server of one's own (in memory), with landflow's search attributes
+    and the pydantic converter; the caller shuts it down."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        search_attributes=list(visibility.ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+
+
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
     """Settings on a directory of their own: a SQLite registry, the tokens of TOKENS."""
     defaults: dict[str, Any] = {

@@ -23,14 +23,12 @@ from typing import Any, Literal
 
 import httpx
 from sqlmodel import Session
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.auth import digest
 from api.web import session as web_session
 from api.web.routes import install
-from bench.fixtures import POLLUTER, facts, write_tokens
+from bench.fixtures import POLLUTER, dev_server, facts, write_tokens
 from landflow.messages import ListChange, ParcelProjection, TaskRow, workflow_id
 from landflow.settings import Settings
 from landflow.state import Disclosure, Parties
@@ -39,7 +37,6 @@ from registry import writes
 from registry.engine import make_engine
 from registry.migrate import upgrade
 from service.worker import build_worker
-from workflows import visibility
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 PARCELS = 1_000 if QUICK else 10_000
@@ -159,12 +156,7 @@ async def _run() -> list[dict[str, Any]]:
         task_queue=f"pages-bench-{uuid.uuid4().hex[:6]}",
     )
     seconds = seed(settings.database_url, PARCELS)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(BIN / "temporal"),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await dev_server()
     try:
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             app = create_app(settings)

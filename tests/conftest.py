@@ -20,14 +20,13 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.fixtures import (
     LOCAL_POSTGRES,
     api_client,
-    binary,
+    dev_server,
     fresh_postgres_database,
     make_settings,
     time_skipping_stack,
@@ -35,7 +34,6 @@ from bench.fixtures import (
 from landflow.settings import Settings
 from service.worker import build_worker
 from tests.helpers import WebhookReceiver
-from workflows import visibility
 
 
 # --- PostgreSQL runs -----------------------------------------------------------------
@@ -73,12 +71,7 @@ def database_url(
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await dev_server()
     yield env
     await env.shutdown()
 

@@ -274,6 +274,12 @@ def _check_key(state: ParcelState, request: ActionRequest) -> None:
     )
 
 
+# The events an action brings besides its body (the update's envelope and signed actor,
+# its workflow tasks, the projection that follows): measured about 4.5 KB on the
+# lifecycle path (bench/history_size.py).
+ACTION_EVENT_BYTES = 5_000
+
+
 def check(
     state: ParcelState,
     policy: Policy,
@@ -323,12 +329,6 @@ def check(
         listed = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
         raise reject(Refusal.invalid_body, f"{action.value} refused: {listed}", problems)
     return Claim(action, task, index, answer, body)
-
-
-# The events an action brings besides its body (the update's envelope and signed actor,
-# its workflow tasks, the projection that follows): measured about 4.5 KB on the
-# lifecycle path (bench/history_size.py).
-ACTION_EVENT_BYTES = 5_000
 
 
 def _check_budget(state: ParcelState, policy: Policy, size: int, history_bytes: int) -> None:

@@ -390,90 +390,65 @@ async def act(
     timeout = settings.action_timeout_s
     wid = workflow_id(parcel_id)
     async with pacing.turn(wid, timeout):
-        return await _act(
-            parcel_id=parcel_id,
-            action=action,
-            raw=raw,
-            caller=caller,
-            client=client,
-            settings=settings,
-            session=session,
-            store=store,
-            policy=policy,
-            ring=ring,
-            idempotency_key=idempotency_key,
-            visit=visit,
+        carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
+        legacy, owed = await read_then_release(
+            session,
+            partial(
+                admission.before_the_engine,
+                session,
+                parcel_id,
+                caller,
+                action,
+                visit,
+                carries_samples,
+            ),
         )
-
-
-async def _act(
-    *,
-    parcel_id: str,
-    action: Action,
-    raw: bytes,
-    caller: Actor,
-    client: Client,
-    settings: Settings,
-    session: Session,
-    store: DocumentStore,
-    policy: Policy,
-    ring: KeyRing,
-    idempotency_key: str | None,
-    visit: int | None,
-) -> ActionOutcome:
-    timeout = settings.action_timeout_s
-    wid = workflow_id(parcel_id)
-    carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
-    legacy, owed = await read_then_release(
-        session,
-        partial(
-            admission.before_the_engine, session, parcel_id, caller, action, visit, carries_samples
-        ),
-    )
-    if not legacy and carries_samples and not owed:
-        # Samples are stored before the workflow sees them: refuse out-of-role or
-        # out-of-step callers first, so nothing of theirs is stored. The refusal is the
-        # workflow's own gate on its state, never the registry's word.
-        state, run_status = await parcel_state(client, settings, parcel_id)
-        retry = actions.idempotency_digest(caller, idempotency_key) in state.keys
-        if not retry:  # a retry of an applied action gets its first outcome, as any other
-            admit_or_refuse(state.model_copy(update={"status": run_status}), caller, action, visit)
-    prepared = await read_then_release(
-        session,
-        partial(
-            actions.request_for,
-            parcel_id=parcel_id,
-            action=action,
-            raw=raw,
-            caller=caller,
-            key=idempotency_key,
-            visit=visit,
-            session=session,
-            store=store,
-            policy=policy,
-            lift=not legacy,
-        ),
-    )
-    signed = actions.sign(ring, wid, action, prepared)
-    handle = client.get_workflow_handle(wid)
-    # One id for this request, so an update sent again after an abort applies once.
-    update_id = actions.update_id(action, signed) or f"{action.value}:{uuid.uuid4().hex}"
-    try:
-        update = _update_until_answered(handle, action, signed, update_id, timeout)
-        return await within(update, timeout, "the workflow engine or its worker")
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.type == Refusal.already_applied:
-            return await _already_applied(client, settings, parcel_id, action, cause)
-        if isinstance(cause, ApplicationError) and cause.type == ENDED_WITH_THE_UPDATE:
-            await _ended_while_settling(client, settings, parcel_id)
-        raise from_temporal(exc, f"parcel {parcel_id}") from exc
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise from_temporal(exc, f"parcel {parcel_id}") from exc
-    except RPCError as exc:
-        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
-            await _refuse_closed(client, settings, parcel_id, caller, action, visit)
-        raise from_temporal(exc, f"parcel {parcel_id}") from exc
+        if not legacy and carries_samples and not owed:
+            # Samples are stored before the workflow sees them: refuse out-of-role or
+            # out-of-step callers first, so nothing of theirs is stored. The refusal is the
+            # workflow's own gate on its state, never the registry's word.
+            state, run_status = await parcel_state(client, settings, parcel_id)
+            retry = actions.idempotency_digest(caller, idempotency_key) in state.keys
+            if not retry:  # a retry of an applied action gets its first outcome, as any other
+                admit_or_refuse(
+                    state.model_copy(update={"status": run_status}), caller, action, visit
+                )
+        prepared = await read_then_release(
+            session,
+            partial(
+                actions.request_for,
+                parcel_id=parcel_id,
+                action=action,
+                raw=raw,
+                caller=caller,
+                key=idempotency_key,
+                visit=visit,
+                session=session,
+                store=store,
+                policy=policy,
+                lift=not legacy,
+            ),
+        )
+        signed = actions.sign(ring, wid, action, prepared)
+        handle = client.get_workflow_handle(wid)
+        # One id for this request, so an update sent again after an abort applies once.
+        update_id = actions.update_id(action, signed) or f"{action.value}:{uuid.uuid4().hex}"
+        try:
+            update = _update_until_answered(handle, action, signed, update_id, timeout)
+            return await within(update, timeout, "the workflow engine or its worker")
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type == Refusal.already_applied:
+                return await _already_applied(client, settings, parcel_id, action, cause)
+            if isinstance(cause, ApplicationError) and cause.type == ENDED_WITH_THE_UPDATE:
+                await _ended_while_settling(client, settings, parcel_id)
+            raise from_temporal(exc, f"parcel {parcel_id}") from exc
+        except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+            raise from_temporal(exc, f"parcel {parcel_id}") from exc
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                await _refuse_closed(client, settings, parcel_id, caller, action, visit)
+            raise from_temporal(exc, f"parcel {parcel_id}") from exc
 
 
 async def _update_until_answered(

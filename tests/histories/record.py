@@ -26,15 +26,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from service.worker import build_worker
-from tests.conftest import api_client, binary, make_settings
+from tests.conftest import api_client, dev_server, make_settings
 from tests.e2e.api import test_lifecycle as paths
 from tests.e2e.record.conftest import policy_file
 from tests.helpers import ACCEPTED, act, start
-from workflows import visibility
 from workflows.history import fetch_history
 
 HERE = Path(__file__).resolve().parent / "v2"
@@ -195,11 +192,7 @@ SCENARIOS: dict[str, Scenario] = {
 async def record(force: set[str]) -> None:
     HERE.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="landflow-record-"))
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-    )
+    env = await dev_server()
     try:
         short = policy_file(
             tmp,

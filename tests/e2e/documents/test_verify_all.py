@@ -9,13 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
 from service.worker import build_worker
-from tests.conftest import api_client, binary, make_settings
+from tests.conftest import api_client, dev_server, make_settings
 from tests.helpers import act, cite, facts, get, pdf, start
-from workflows import visibility
 
 
 def verify_all(address: str, documents_dir: Path, data_dir: Path) -> subprocess.CompletedProcess:
@@ -34,12 +30,7 @@ def verify_all(address: str, documents_dir: Path, data_dir: Path) -> subprocess.
 
 
 async def test_verify_all_names_missing_and_changed_documents(tmp_path, pid):
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await dev_server()
     settings = make_settings(tmp_path)
     try:
         async with build_worker(env.client, settings), api_client(settings, env.client) as api:

@@ -19,17 +19,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlmodel import Session
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from landflow.settings import Settings
 from registry import queries
 from registry.engine import make_engine
 from service.worker import build_worker
-from tests.conftest import api_client, binary, make_settings
+from tests.conftest import api_client, dev_server, make_settings
 from tests.e2e.record.conftest import policy_file
 from tests.helpers import act, auth, clean_facts, eventually, get, start
-from workflows import visibility
 
 REPO = Path(__file__).resolve().parents[3]
 DAY_S = 86_400
@@ -41,12 +39,7 @@ RELEASE = {"days": DUE_S / DAY_S, "remind_days_before": DUE_S / 2 / DAY_S, "esca
 async def own(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[WorkflowEnvironment, Settings, httpx.AsyncClient]]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await dev_server()
     tmp = tmp_path_factory.mktemp("notices")
     settings = make_settings(
         tmp,

@@ -19,7 +19,6 @@ import pytest_asyncio
 from sqlmodel import Session
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from documents import open_store
@@ -30,7 +29,7 @@ from registry.engine import make_engine
 from registry.migrate import upgrade
 from registry.rebuild import reconcile
 from service.worker import build_worker, ensure_registry_current, registry_behind
-from tests.conftest import api_client, binary, make_settings
+from tests.conftest import api_client, dev_server, make_settings
 from tests.e2e.record.test_registrations import _listed, _listed_facts
 from tests.helpers import act, clean_facts, eventually, facts, start
 from workflows import visibility
@@ -41,12 +40,7 @@ from workflows.history import fetch_history
 async def own(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[WorkflowEnvironment, Settings, httpx.AsyncClient]]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary("temporal"),
-        search_attributes=list(visibility.ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-    )
+    env = await dev_server()
     settings = make_settings(tmp_path_factory.mktemp("rebuild"))
     try:
         async with build_worker(env.client, settings), api_client(settings, env.client) as api:

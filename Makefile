@@ -44,11 +44,16 @@ test: install compose-tool browser check
 	$(PY) -m pytest tests/unit
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile tests/integration tests/e2e
 
-# ruff, mypy and the import contract (core <- rules <- workflows <- ... <- service).
+# ruff, mypy and the import contract (core <- rules <- workflows <- ... <- service), and
+# every test module imports (mypy does not read tests/: a broken import there would
+# otherwise surface only minutes into the server tests).
 check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	@$(PY) -m pytest --collect-only -q tests > $(VENV)/collect.log \
+		|| { tail -40 $(VENV)/collect.log; exit 1; }
+	@tail -1 $(VENV)/collect.log
 
 lint: check
 	$(VENV)/bin/ruff format --check .

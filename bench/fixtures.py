@@ -259,6 +259,28 @@ async def dev_server() -> WorkflowEnvironment:
     )
 
 
+async def time_skipping_server() -> WorkflowEnvironment:
+    """The Java time-skipping test server with landflow's search attributes and the
+    pydantic converter; the caller shuts it down."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    # The test server has no search-attribute flag: register them before any upsert.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in visibility.ALL_KEYS
+            },
+        )
+    )
+    return env
+
+
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
     """Settings on a directory of their own: a SQLite registry, the tokens of TOKENS."""
     defaults: dict[str, Any] = {
@@ -283,23 +305,8 @@ async def time_skipping_stack(
     tmp: Path, **overrides: Any
 ) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
     """The Java time-skipping test server, its search attributes and a worker on it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
+    env = await time_skipping_server()
     try:
-        # The test server has no search-attribute flag: register them before any upsert.
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.Value(
-                        f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                    )
-                    for key in visibility.ALL_KEYS
-                },
-            )
-        )
         settings = make_settings(tmp, **overrides)
         async with httpx.AsyncClient() as http, build_worker(env.client, settings, http):
             yield env, settings

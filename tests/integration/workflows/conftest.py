@@ -15,14 +15,12 @@ from typing import Any
 
 import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.fixtures import time_skipping_server
 from landflow import signing
 from landflow.documents import CitedDocument, SamplesRef
 from landflow.messages import (
@@ -52,8 +50,6 @@ from landflow.state import ParcelState
 from rules.engine import RulesEngine
 from rules.policy_file import load_policy
 from rules.sequence import decide_point
-from tests.conftest import binary
-from workflows import visibility
 from workflows.parcel import ParcelWorkflow
 
 RING = signing.KeyRing.from_secrets("test-actor-key-of-enough-bytes")
@@ -183,22 +179,7 @@ class Harness:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    # The test server has no search-attribute flag: register them before any upsert.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in visibility.ALL_KEYS
-            },
-        )
-    )
+    env = await time_skipping_server()
     yield env
     await env.shutdown()
 

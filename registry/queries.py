@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import and_, func, or_
 from sqlalchemy.orm import aliased, load_only
 from sqlmodel import Session, col, select
 
@@ -270,10 +270,15 @@ def _superseded() -> Any:
     """A later registration of the same parcel entered the same list: a restart after an
     abnormal end, listed again. Its entry is the one that counts (once on the list)."""
     later = aliased(ListEntryRow)
-    return exists().where(
-        col(later.list_name) == col(ListEntryRow.list_name),
-        col(later.parcel_id) == col(ListEntryRow.parcel_id),
-        col(later.entered_at) > col(ListEntryRow.entered_at),
+    # Selecting a key column (not *) lets the probe stay in ix_list_entries_latest.
+    return (
+        select(later.parcel_id)
+        .where(
+            col(later.list_name) == col(ListEntryRow.list_name),
+            col(later.parcel_id) == col(ListEntryRow.parcel_id),
+            col(later.entered_at) > col(ListEntryRow.entered_at),
+        )
+        .exists()
     )
 
 

@@ -110,7 +110,7 @@ def insert_old_rows(engine: Engine) -> None:
 
 
 def test_an_empty_database_migrates_to_head_with_no_drift(engine: Engine, url: str) -> None:
-    assert HEAD == "0005"
+    assert HEAD == "0006"
     migrate(url)
     assert revision(engine) == HEAD
     assert drift(engine) == []

@@ -1,5 +1,7 @@
-"""Pages: p95 server time of each workbench and register page on a registry of 10,000
-parcels (1,000 with BENCH_QUICK=1), target 200 ms.
+"""Pages and reads: p95 server time of each workbench and register page, and of the API
+reads a client at scale pages through (`GET /tasks`, `GET /parcels?overdue=true`, a
+public list), on a registry of 10,000 parcels (1,000 with BENCH_QUICK=1;
+BENCH_PAGES_PARCELS sets it: `make bench-scale` runs it with 100,000), target 200 ms.
 
 The registry is filled through `registry.writes` (projections, inbox tasks, list
 entries) as the worker would fill it: half of the parcels wait on the 朝阳区 district
@@ -39,7 +41,7 @@ from registry.migrate import upgrade
 from service.worker import build_worker
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-PARCELS = 1_000 if QUICK else 10_000
+PARCELS = int(os.environ.get("BENCH_PAGES_PARCELS", 1_000 if QUICK else 10_000))
 REQUESTS = 20 if QUICK else 60  # per page, after a warm-up
 TARGET_MS = 200.0
 DISTRICT = "朝阳区"
@@ -125,13 +127,19 @@ def seed(database_url: str, count: int) -> float:
     return time.perf_counter() - began
 
 
-async def measure(client: httpx.AsyncClient, path: str, cookies: dict[str, str]) -> list[float]:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def measure(
+    client: httpx.AsyncClient, path: str, cookies: dict[str, str], headers: dict[str, str]
+) -> list[float]:
     for _ in range(3):  # warm-up: templates compiled, connections open
-        (await client.get(path, cookies=cookies)).raise_for_status()
+        (await client.get(path, cookies=cookies, headers=headers)).raise_for_status()
     times = []
     for _ in range(REQUESTS):
         began = time.perf_counter()
-        response = await client.get(path, cookies=cookies)
+        response = await client.get(path, cookies=cookies, headers=headers)
         times.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200, f"{path}: {response.status_code}"
     return times
@@ -148,7 +156,11 @@ def session_cookie(app: Any, settings: Settings, token: str) -> dict[str, str]:
 
 
 async def _run() -> list[dict[str, Any]]:
-    tmp = Path(tempfile.mkdtemp(prefix="pages-bench-"))
+    with tempfile.TemporaryDirectory(prefix="pages-bench-") as tmp_name:
+        return await _measure(Path(tmp_name))  # 140 MB of registry at 100,000 parcels
+
+
+async def _measure(tmp: Path) -> list[dict[str, Any]]:
     settings = Settings(
         data_dir=tmp,
         database_url=f"sqlite:///{tmp / 'registry.db'}",
@@ -166,27 +178,45 @@ async def _run() -> list[dict[str, Any]]:
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 real = "BENCH-REAL"
                 started = await client.post(
-                    "/parcels", json=facts(real), headers={"Authorization": "Bearer t-reserve"}
+                    "/parcels", json=facts(real), headers=bearer("t-reserve")
                 )
                 assert started.status_code == 201, started.text
                 epb = session_cookie(app, settings, "t-depb")
                 agency = session_cookie(app, settings, "t-reserve")
-                pages = {
-                    "GET /ui/login": ("/ui/login?token=t-depb", {}),
-                    f"GET /ui/inbox ({PARCELS // 2:,} open steps)": ("/ui/inbox", epb),
-                    "GET /ui/inbox?overdue=true": ("/ui/inbox?overdue=true", epb),
-                    "GET /ui/parcels/{id}": (f"/ui/parcels/{real}", epb),
-                    "GET /ui/parcels/new": ("/ui/parcels/new", agency),
-                    "GET /ui/register": ("/ui/register?list=contaminated", {}),
-                    "GET /ui/register?q=": ("/ui/register?list=suspected&q=B0012", {}),
-                    "GET /ui/register/{id}": ("/ui/register/B000003", {}),
-                }
+                epb_key, ops_key = bearer("t-depb"), bearer("t-ops")
+                first = (await client.get("/tasks", headers=epb_key)).json()
+                Get = tuple[str, str, dict[str, str], dict[str, str]]
+                gets: list[Get] = [
+                    ("pages: GET /ui/login", "/ui/login?token=t-depb", {}, {}),
+                    (f"pages: GET /ui/inbox ({PARCELS // 2:,} open steps)", "/ui/inbox", epb, {}),
+                    ("pages: GET /ui/inbox?overdue=true", "/ui/inbox?overdue=true", epb, {}),
+                    ("pages: GET /ui/parcels/{id}", f"/ui/parcels/{real}", epb, {}),
+                    ("pages: GET /ui/parcels/new", "/ui/parcels/new", agency, {}),
+                    ("pages: GET /ui/register", "/ui/register?list=contaminated", {}, {}),
+                    ("pages: GET /ui/register?q=", "/ui/register?list=suspected&q=B0012", {}, {}),
+                    ("pages: GET /ui/register/{id}", "/ui/register/B000003", {}, {}),
+                    (f"reads: GET /tasks ({first['total']:,} owed)", "/tasks", {}, epb_key),
+                    (
+                        "reads: GET /tasks, a later page",
+                        f"/tasks?cursor={first['next_cursor']}",
+                        {},
+                        epb_key,
+                    ),
+                    ("reads: GET /tasks?overdue=true", "/tasks?overdue=true", {}, epb_key),
+                    (
+                        f"reads: GET /parcels?overdue=true ({PARCELS:,} parcels)",
+                        "/parcels?overdue=true",
+                        {},
+                        ops_key,
+                    ),
+                    ("reads: GET /lists/contaminated", "/lists/contaminated", {}, {}),
+                ]
                 rows = []
-                for name, (path, cookies) in pages.items():
-                    times = await measure(client, path, cookies)
+                for name, path, cookies, headers in gets:
+                    times = await measure(client, path, cookies, headers)
                     rows.append(
                         {
-                            "name": f"pages: {name} p95",
+                            "name": f"{name} p95",
                             "value": round(p95(times), 1),
                             "unit": "ms",
                             "baseline": None,

@@ -41,6 +41,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from service.worker import build_worker
@@ -61,12 +62,23 @@ REGISTRAR_PATHS = ("/parcels", "/parcels/{parcel_id}/restart", "/parcels/{parcel
 
 
 async def own_namespace(env: WorkflowEnvironment) -> Client:
+    """A namespace of the session's dev server for the fuzzer alone. With the other test
+    process busy, the server once answered RegisterNamespace "operation was canceled"
+    (CI): it is asked again, and a registration that went through anyway is found."""
     name = f"fuzz-{uuid.uuid4().hex[:8]}"
-    await env.client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=name, workflow_execution_retention_period=Duration(seconds=86_400)
-        )
+    request = RegisterNamespaceRequest(
+        namespace=name, workflow_execution_retention_period=Duration(seconds=86_400)
     )
+    for attempt in range(3):
+        try:
+            await env.client.workflow_service.register_namespace(request)
+            break
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.ALREADY_EXISTS:
+                break
+            if exc.status != RPCStatusCode.CANCELLED or attempt == 2:
+                raise
+            await asyncio.sleep(1)
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=name,
@@ -76,7 +88,8 @@ async def own_namespace(env: WorkflowEnvironment) -> Client:
                 )
                 for key in visibility.ALL_KEYS
             },
-        )
+        ),
+        retry=True,
     )
     return await Client.connect(
         env.client.service_client.config.target_host,

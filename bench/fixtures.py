@@ -259,6 +259,22 @@ async def dev_server() -> WorkflowEnvironment:
     )
 
 
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """landflow's search attributes on a namespace of a server started without them."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={
+                key.name: IndexedValueType.Value(
+                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
+                )
+                for key in visibility.ALL_KEYS
+            },
+        ),
+        retry=True,
+    )
+
+
 async def time_skipping_server() -> WorkflowEnvironment:
     """The Java time-skipping test server with landflow's search attributes and the
     pydantic converter; the caller shuts it down."""
@@ -267,17 +283,7 @@ async def time_skipping_server() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
     )
     # The test server has no search-attribute flag: register them before any upsert.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in visibility.ALL_KEYS
-            },
-        )
-    )
+    await register_search_attributes(env.client, env.client.namespace)
     return env
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -45,7 +44,6 @@ PARCELS = int(os.environ.get("BENCH_PAGES_PARCELS", 1_000 if QUICK else 10_000))
 REQUESTS = 20 if QUICK else 60  # per page, after a warm-up
 TARGET_MS = 200.0
 DISTRICT = "朝阳区"
-BIN = Path(sys.executable).parent
 
 
 def projection(index: int, now: datetime) -> ParcelProjection:

@@ -37,17 +37,15 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from bench.fixtures import register_search_attributes
 from service.worker import build_worker
 from tests.conftest import api_client, make_settings
 from tests.helpers import TOKEN_OF, TOKENS, clean_facts, facts, start
-from workflows import visibility
 
 EXAMPLES = int(os.environ.get("LANDFLOW_FUZZ_EXAMPLES", "15"))
 CHECKS = [
@@ -79,18 +77,7 @@ async def own_namespace(env: WorkflowEnvironment) -> Client:
             if exc.status != RPCStatusCode.CANCELLED or attempt == 2:
                 raise
             await asyncio.sleep(1)
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=name,
-            search_attributes={
-                key.name: IndexedValueType.Value(
-                    f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}"
-                )
-                for key in visibility.ALL_KEYS
-            },
-        ),
-        retry=True,
-    )
+    await register_search_attributes(env.client, name)
     return await Client.connect(
         env.client.service_client.config.target_host,
         namespace=name,

@@ -46,10 +46,13 @@ class Pacing:
             raise busy(parcel)
         lane.users += 1
         try:
-            try:
-                await asyncio.wait_for(lane.gate.acquire(), wait_s)
-            except TimeoutError:
-                raise busy(parcel) from None
+            if lane.gate.locked():
+                try:
+                    await asyncio.wait_for(lane.gate.acquire(), wait_s)
+                except TimeoutError:
+                    raise busy(parcel) from None
+            else:  # free: taken at once, without wait_for's task and timer
+                await lane.gate.acquire()
             try:
                 yield
             finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 import typer
@@ -36,6 +37,16 @@ class _Landflow(typer.Typer):
         os._exit(code)
 
 
+def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+    """The event loop in C where uvloop installs (not on Windows), asyncio's own otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 app = _Landflow(help="landflow: land-use change approval on Temporal.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit", help="Export, replay, read and verify parcel histories.")
 registry_app = typer.Typer(
@@ -51,7 +62,9 @@ def worker() -> None:
     from service.worker import run_worker
 
     setup_logging()
-    asyncio.run(run_worker(get_settings()))
+    # uvloop, as the API: the worker's loop carries every activity, every bridge
+    # callback and every thread hop (workflow activations run in a thread pool).
+    run_on_uvloop(run_worker(get_settings()))
 
 
 @app.command()

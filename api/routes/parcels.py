@@ -391,19 +391,31 @@ async def act(
     wid = workflow_id(parcel_id)
     async with pacing.turn(wid, timeout):
         carries_samples = action in actions.SAMPLE_ACTIONS or action == Action.evaluation
-        legacy, owed = await read_then_release(
-            session,
-            partial(
-                admission.before_the_engine,
-                session,
-                parcel_id,
-                caller,
-                action,
-                visit,
-                carries_samples,
-            ),
+        prepare = partial(
+            actions.request_for,
+            parcel_id=parcel_id,
+            action=action,
+            raw=raw,
+            caller=caller,
+            key=idempotency_key,
+            visit=visit,
+            session=session,
+            store=store,
+            policy=policy,
         )
-        if not legacy and carries_samples and not owed:
+
+        def admitted_and_prepared() -> ActionRequest | None:
+            """The registry's word and the request, in one thread hop; None when the
+            workflow's gate must judge first."""
+            legacy, owed = admission.before_the_engine(
+                session, parcel_id, caller, action, visit, carries_samples
+            )
+            if not legacy and carries_samples and not owed:
+                return None
+            return prepare(lift=not legacy)
+
+        prepared = await read_then_release(session, admitted_and_prepared)
+        if prepared is None:
             # Samples are stored before the workflow sees them: refuse out-of-role or
             # out-of-step callers first, so nothing of theirs is stored. The refusal is the
             # workflow's own gate on its state, never the registry's word.
@@ -413,22 +425,7 @@ async def act(
                 admit_or_refuse(
                     state.model_copy(update={"status": run_status}), caller, action, visit
                 )
-        prepared = await read_then_release(
-            session,
-            partial(
-                actions.request_for,
-                parcel_id=parcel_id,
-                action=action,
-                raw=raw,
-                caller=caller,
-                key=idempotency_key,
-                visit=visit,
-                session=session,
-                store=store,
-                policy=policy,
-                lift=not legacy,
-            ),
-        )
+            prepared = await read_then_release(session, partial(prepare, lift=True))
         signed = actions.sign(ring, wid, action, prepared)
         handle = client.get_workflow_handle(wid)
         # One id for this request, so an update sent again after an abort applies once.

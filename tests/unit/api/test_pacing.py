@@ -61,3 +61,29 @@ def test_temporals_own_limit_is_busy_with_retry_after():
     exhausted = RPCError("too many outstanding updates", RPCStatusCode.RESOURCE_EXHAUSTED, b"")
     error = from_temporal(exhausted, "parcel P1")
     assert (error.status, error.error) == (429, "Busy") and error.headers["Retry-After"]
+
+
+async def test_a_free_turn_is_taken_without_a_timeout_task(monkeypatch: pytest.MonkeyPatch):
+    """Every action takes a turn: when the parcel's lane is free, taking it costs no
+    `wait_for` (a task and a timer per action, bench/PROFILE.md); a busy lane still waits
+    with the timeout."""
+    waited: list[float] = []
+    wait_for = asyncio.wait_for
+
+    async def counting(awaitable, timeout):  # type: ignore[no-untyped-def]
+        waited.append(timeout)
+        return await wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(asyncio, "wait_for", counting)
+    pacing = Pacing(in_flight=1, queued=1)
+    async with pacing.turn("parcel-A", 1):
+        assert waited == []
+        second = asyncio.create_task(_take(pacing, "parcel-A"))
+        await asyncio.sleep(0.01)
+        assert waited == [1]
+    assert await second == "taken"
+
+
+async def _take(pacing: Pacing, workflow_id: str) -> str:
+    async with pacing.turn(workflow_id, 1):
+        return "taken"

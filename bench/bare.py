@@ -4,8 +4,10 @@
 (what `started` waits for); each later segment runs after one `act` update, which
 returns when its segment is done, as a parcel action returns once the parcel has moved
 on. Each wait also holds as many durable timers as the parcel's step held there (its
-deadline: the law's, so the shape's), cancelled when the update arrives. No rules,
-registry, search attributes, queries or HTTP: what is left is Temporal and the SDK.
+deadline: the law's, so the shape's), cancelled when the update arrives; each segment
+upserts a search attribute as often as the parcel did there (what ops filter on in the
+Web UI: an engine command and a visibility write, the engine's work like a timer's).
+No rules, registry, queries or HTTP: what is left is Temporal and the SDK.
 
 Run the worker with `python -m bench.bare ADDRESS TASK_QUEUE`.
 """
@@ -20,16 +22,22 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+with workflow.unsafe.imports_passed_through():
+    from landflow.messages import STAGE_SA
+
 WORKFLOW = "BareParcelWorkflow"
+STAGE = SearchAttributeKey.for_keyword(STAGE_SA.name)  # registered on every bench server
 
 
 class BareShape(BaseModel):
     segments: list[int]  # activities per segment
     local: list[int] = []  # local activities per segment (a parcel's, should it use them)
     timers: list[int] = []  # durable timers held while waiting after each segment
+    upserts: list[int] = []  # search-attribute upserts in each segment
 
 
 @activity.defn(name="bare_step")
@@ -48,10 +56,11 @@ class BareWorkflow:
     async def run(self, shape: BareShape) -> int:
         local = shape.local or [0] * len(shape.segments)
         timers = shape.timers or [0] * len(shape.segments)
+        upserts = shape.upserts or [0] * len(shape.segments)
         for index, count in enumerate(shape.segments):
             if index and timers[index - 1]:
                 await self._wait_with_timers(index, timers[index - 1])
-            await self._segment(index, count, local[index])
+            await self._segment(index, count, local[index], upserts[index])
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._done
 
@@ -62,9 +71,11 @@ class BareWorkflow:
         for timer in held:
             timer.cancel()
 
-    async def _segment(self, index: int, count: int, local: int = 0) -> None:
+    async def _segment(self, index: int, count: int, local: int = 0, upserts: int = 0) -> None:
         if index:
             await workflow.wait_condition(lambda: self._accepted >= index)
+        for n in range(upserts):  # as a parcel's sync: before the segment's activities
+            workflow.upsert_search_attributes([STAGE.value_set(f"segment-{index}-{n}")])
         for _ in range(count):
             await workflow.execute_activity(
                 "bare_step", index, start_to_close_timeout=timedelta(seconds=30)

@@ -10,6 +10,7 @@ refuses).
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -281,27 +282,34 @@ def api_client(url: str, concurrency: int, timeout: float = 120) -> httpx.AsyncC
 
 def shape_of(history: WorkflowHistory) -> BareShape:
     """Activities (and local activities) scheduled before the first action update, then
-    between action updates, and the timers started in each: the shape of the bare
-    baseline (bench/bare.py)."""
-    segments, local, timers = [0], [0], [0]
+    between action updates, and the timers started and search attributes upserted in
+    each: the shape of the bare baseline (bench/bare.py). BENCH_BARE_UPSERTS=0 leaves the
+    upserts out (the baseline before 2026-12-07, for comparison)."""
+    segments, local, timers, upserts = [0], [0], [0], [0]
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             accepted = event.workflow_execution_update_accepted_event_attributes.accepted_request
             if accepted.input.name != "started":
-                segments.append(0)
-                local.append(0)
-                timers.append(0)
+                for each in (segments, local, timers, upserts):
+                    each.append(0)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             segments[-1] += 1
         elif event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
             timers[-1] += 1
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            upserts[-1] += 1
         elif (
             event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
         ):
             local[-1] += 1
+    if os.environ.get("BENCH_BARE_UPSERTS", "1") == "0":
+        upserts = []
     return BareShape(
-        segments=segments, local=local if any(local) else [], timers=timers if any(timers) else []
+        segments=segments,
+        local=local if any(local) else [],
+        timers=timers if any(timers) else [],
+        upserts=upserts if any(upserts) else [],
     )
 
 

@@ -5,8 +5,9 @@ The path (bench.drive.INVESTIGATION) is the common one for an operating industri
 with nothing found: register, upload the investigation report, report, the joint filing
 review by the city EPB and the planning bureau, release. The bare shape is read from a
 real parcel history of this run, so both sides take the same updates, run the same
-number of activities between them and hold the same deadline timers while they wait;
-the bare side has no logic, no registry, no search attributes, no documents and no HTTP.
+number of activities and upsert search attributes as often between them, and hold the
+same deadline timers while they wait; the bare side has no logic, no registry, no
+documents and no HTTP.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ async def run() -> list[Row]:
         f"{PARCELS} parcels, {CONCURRENCY} concurrent clients, {INVESTIGATION.calls} HTTP "
         f"calls each; {len(shape.segments) - 1} actions, {sum(shape.segments)} activities "
         f"{shape.segments}{f' + local {shape.local}' if shape.local else ''}, timers "
-        f"{shape.timers} (the bare workflow: the same updates, activities and timers); "
+        f"{shape.timers}, search-attribute upserts {shape.upserts or 'none'} (the bare "
+        "workflow: the same updates, activities, timers and upserts); "
         f"CPU per parcel: landflow "
         f"{cpu_note(got.cpu)}, bare {cpu_note(got.bare_cpu)}"
     )

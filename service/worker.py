@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Sequence
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
 from activities.legacy import LegacyActivities
@@ -45,6 +47,7 @@ from workflows.rebuild import RegistryRebuildWorkflow
 from workflows.report import ReportWorkflow
 
 log = logging.getLogger("landflow.worker")
+ENGINE_WAIT_S = 120.0  # how long a starting worker waits for the Temporal server
 
 
 def prepare_process(settings: Settings) -> None:
@@ -144,13 +147,32 @@ async def run_worker(settings: Settings) -> None:
         runtime = prometheus_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
         where = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
         log.info("worker metrics at http://%s/metrics", where)
-    client = await connect(settings, runtime)
+    client = await connect_when_up(settings, runtime)
     async with httpx.AsyncClient() as http:
         worker = build_worker(client, settings, http)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         engine = make_engine(settings.database_url)
         await ensure_registry_current(client, engine, settings.task_queue)
         await run_until_signalled(worker)
+
+
+async def connect_when_up(
+    settings: Settings, runtime: Runtime | None = None, within_s: float = ENGINE_WAIT_S
+) -> Client:
+    """Connect, waiting for a server that is not up yet: `make run` and compose start the
+    engine and the worker together, and a worker that gave up at once was restarted by
+    its supervisor (and reported as a crash). Past `within_s`, the last error."""
+    deadline = time.monotonic() + within_s
+    pause = 0.25
+    while True:
+        try:
+            return await connect(settings, runtime)
+        except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
+            if time.monotonic() + pause > deadline:
+                raise
+            log.info("waiting for Temporal at %s: %s", settings.temporal_address, exc)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 async def run_until_signalled(worker: Worker) -> None:

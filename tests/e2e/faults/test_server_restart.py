@@ -145,3 +145,20 @@ async def test_timers_fire_after_the_server_restarts(stack: Stack, pid: str):
     parcel = await read_parcel(stack.http, pid)
     assert parcel["overdue"] is False
     assert notices(stack, pid)[-1][1] == "escalation", "no notice repeated after the restarts"
+
+
+async def test_a_worker_started_before_the_server_waits_for_it(stack: Stack):
+    """`make run` starts the dev server and the worker together. On a loaded machine the
+    worker came up first, could not connect, exited and was restarted by supervisord,
+    which `make run` reported as a restart. A worker waits for the engine instead."""
+    await stack.stop("worker")
+    await stack.stop("temporal")
+    await asyncio.to_thread(stack.supervisor.start_program, "worker")
+    await asyncio.sleep(2)
+    pid = stack.pid("worker")
+    assert pid is not None, f"the worker exited without a server:\n{stack.tails()}"
+    await asyncio.sleep(4)
+    assert stack.pid("worker") == pid, f"the worker did not wait:\n{stack.tails()}"
+    await stack.start("temporal")
+    await stack.ready("worker")
+    assert stack.pid("worker") == pid, "the worker that waited is the one that polls"
